@@ -1,0 +1,1 @@
+namespace DevFs.Policy; internal static class Placeholder{}

@@ -1,0 +1,1 @@
+namespace DevFs.Proxy; internal static class Placeholder{}

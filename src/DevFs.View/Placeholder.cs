@@ -1,0 +1,1 @@
+namespace DevFs.View; internal static class Placeholder{}
