@@ -1,1 +1,0 @@
-namespace DevFs.Policy; internal static class Placeholder{}
