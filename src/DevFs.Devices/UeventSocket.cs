@@ -52,6 +52,19 @@ public sealed unsafe class UeventSocket : IDisposable
     /// <summary>Datagrams discarded by <see cref="Receive"/> (not from the kernel, or truncated).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <summary>The netlink port id the kernel assigned to this socket (getsockname).</summary>
+    public uint PortId
+    {
+        get
+        {
+            sockaddr_nl a = default;
+            socklen_t len = sizeof(sockaddr_nl);
+            if (getsockname(Fd, (sockaddr*)&a, &len) != 0)
+                throw Error("getsockname(uevent socket)");
+            return a.nl_pid;
+        }
+    }
+
     /// <summary>The receive buffer size the kernel actually granted (SO_RCVBUF as read back).</summary>
     public int ReceiveBufferSize
     {
