@@ -185,6 +185,21 @@ public sealed class DeviceRegistry : IDisposable
 
     internal void ResumeMonitor() => _gate.Set();
 
+    /// <summary>Tests: fill the registry from sysfs without a socket or thread, then feed it uevents by hand.</summary>
+    internal void LoadForTests()
+    {
+        _scanSeq = SysfsDeviceScanner.ReadUeventSeqNum(_sysRoot) ?? 0;
+        lock (_lock)
+            foreach (var d in SysfsDeviceScanner.Scan(_sysRoot))
+                Put(d);
+    }
+
+    /// <summary>Tests: apply one uevent on the calling thread, as the monitor would.</summary>
+    internal void ApplyForTests(UeventMessage msg) => Apply(msg);
+
+    /// <summary>Tests: run a resync on the calling thread.</summary>
+    internal void ResyncForTests() => Resync("test");
+
     /// <summary>Tests: the netlink port id of the registry's socket (to send it forged datagrams).</summary>
     internal uint SocketPortId => _socket?.PortId ?? 0;
 
