@@ -249,6 +249,20 @@ public class ErrorTests
     }
 
     [Test]
+    public void AbsurdNestingIsRefused()
+    {
+        var e = Fail("version: 1\ndevices: " + new string('[', 100) + new string(']', 100) + "\n");
+        Assert.That(e.Errors.Single().Message, Does.Contain("nesting deeper than"));
+    }
+
+    [Test]
+    public void CrLfLineEndingsKeepLineNumbers()
+    {
+        var e = Fail("version: 1\r\ndevices:\r\n  - match: { devname: x }\r\n    access: fast\r\n");
+        Assert.That(e.Errors.Single().ToString(), Does.StartWith("bad.yaml:4:13: access must be"));
+    }
+
+    [Test]
     public void PolicyErrorFormat()
     {
         var error = new PolicyError("p.yaml", 12, 7, "something is wrong");
