@@ -1,1 +1,3 @@
-System.Console.WriteLine("x");
+using DevFs.Cli;
+
+return CommandLine.Run(args);

@@ -4,6 +4,8 @@ using System.Text;
 using DevFs.Fuse.Abi;
 using Microsoft.Extensions.Logging;
 
+using static Tmds.Linux.LibC;
+
 namespace DevFs.Fuse;
 
 /// <summary>
@@ -57,14 +59,14 @@ public sealed class FuseDispatcher
         {
             CountMalformed("request {Unique} says {Declared} bytes but {Actual} arrived", header.unique, header.len, message.Length);
             if (!isForget)
-                request.ReplyError(FuseErrno.EINVAL);
+                request.ReplyError(EINVAL);
             return;
         }
         var body = message[Unsafe.SizeOf<fuse_in_header>()..(message.Length - extensions)];
         if (_connection is null && opcode != FuseOpcode.FUSE_INIT)
         {
             if (!isForget)
-                request.ReplyError(FuseErrno.EIO);
+                request.ReplyError(EIO);
             return;
         }
         try
@@ -73,14 +75,14 @@ public sealed class FuseDispatcher
             {
                 CountMalformed("malformed {Opcode} request {Unique} ({Length} bytes of arguments)", opcode, header.unique, body.Length);
                 if (!isForget)
-                    request.ReplyError(FuseErrno.EINVAL);
+                    request.ReplyError(EINVAL);
             }
         }
         catch (Exception e)
         {
             _logger.LogError(e, "{Opcode} on node {Node} failed; answering EIO", opcode, header.nodeid);
             if (!isForget)
-                request.ReplyError(FuseErrno.EIO);
+                request.ReplyError(EIO);
         }
     }
 
@@ -243,7 +245,7 @@ public sealed class FuseDispatcher
                 _fs.Poll(r, node, poll.fh, poll.kh, (poll.flags & FuseFlagBits.FUSE_POLL_SCHEDULE_NOTIFY) != 0, poll.events);
                 return true;
             default:
-                r.ReplyError(FuseErrno.ENOSYS);
+                r.ReplyError(ENOSYS);
                 return true;
         }
     }
@@ -261,7 +263,7 @@ public sealed class FuseDispatcher
         body[..Math.Min(body.Length, Unsafe.SizeOf<fuse_init_in>())].CopyTo(MemoryMarshal.AsBytes(new Span<fuse_init_in>(ref init)));
         if (_connection is not null)
         {
-            r.ReplyError(FuseErrno.EIO);
+            r.ReplyError(EIO);
             return true;
         }
         if (init.major != FuseProtocol.KernelVersion)

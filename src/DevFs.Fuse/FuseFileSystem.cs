@@ -1,5 +1,7 @@
 using DevFs.Fuse.Abi;
 
+using static Tmds.Linux.LibC;
+
 namespace DevFs.Fuse;
 
 /// <summary>
@@ -14,58 +16,58 @@ public abstract class FuseFileSystem
     /// <summary>Called once INIT is negotiated, before any other request.</summary>
     public virtual void Initialized(FuseConnectionInfo connection, FuseNotifier notifier) { }
 
-    public virtual void Lookup(FuseRequest request, ulong parent, string name) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Lookup(FuseRequest request, ulong parent, string name) => request.ReplyError(ENOSYS);
 
     /// <summary>The kernel dropped nlookup references to a node; no answer is sent.</summary>
     public virtual void Forget(ulong nodeId, ulong nlookup) { }
 
-    public virtual void GetAttr(FuseRequest request, ulong nodeId, ulong? fh) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void GetAttr(FuseRequest request, ulong nodeId, ulong? fh) => request.ReplyError(ENOSYS);
 
-    public virtual void SetAttr(FuseRequest request, ulong nodeId, in fuse_setattr_in attr) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void SetAttr(FuseRequest request, ulong nodeId, in fuse_setattr_in attr) => request.ReplyError(ENOSYS);
 
-    public virtual void ReadLink(FuseRequest request, ulong nodeId) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void ReadLink(FuseRequest request, ulong nodeId) => request.ReplyError(ENOSYS);
 
-    public virtual void Symlink(FuseRequest request, ulong parent, string name, string target) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Symlink(FuseRequest request, ulong parent, string name, string target) => request.ReplyError(ENOSYS);
 
-    public virtual void MkNod(FuseRequest request, ulong parent, string name, uint mode, uint rdev, uint umask) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void MkNod(FuseRequest request, ulong parent, string name, uint mode, uint rdev, uint umask) => request.ReplyError(ENOSYS);
 
-    public virtual void MkDir(FuseRequest request, ulong parent, string name, uint mode, uint umask) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void MkDir(FuseRequest request, ulong parent, string name, uint mode, uint umask) => request.ReplyError(ENOSYS);
 
-    public virtual void Unlink(FuseRequest request, ulong parent, string name) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Unlink(FuseRequest request, ulong parent, string name) => request.ReplyError(ENOSYS);
 
-    public virtual void RmDir(FuseRequest request, ulong parent, string name) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void RmDir(FuseRequest request, ulong parent, string name) => request.ReplyError(ENOSYS);
 
     /// <summary>RENAME and RENAME2; flags are RENAME_NOREPLACE / RENAME_EXCHANGE (0 for plain RENAME).</summary>
-    public virtual void Rename(FuseRequest request, ulong parent, string name, ulong newParent, string newName, uint flags) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Rename(FuseRequest request, ulong parent, string name, ulong newParent, string newName, uint flags) => request.ReplyError(ENOSYS);
 
     public virtual void Open(FuseRequest request, ulong nodeId, int flags) => request.ReplyOpen(0, FuseOpenFlags.None);
 
-    public virtual void Create(FuseRequest request, ulong parent, string name, uint mode, uint umask, int flags) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Create(FuseRequest request, ulong parent, string name, uint mode, uint umask, int flags) => request.ReplyError(ENOSYS);
 
     /// <summary>flags: the open flags of the file (fuse_read_in.flags), O_NONBLOCK among them.</summary>
-    public virtual void Read(FuseRequest request, ulong nodeId, ulong fh, ulong offset, uint size, int flags) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Read(FuseRequest request, ulong nodeId, ulong fh, ulong offset, uint size, int flags) => request.ReplyError(ENOSYS);
 
-    public virtual void Write(FuseRequest request, ulong nodeId, ulong fh, ulong offset, ReadOnlySpan<byte> data, int flags) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Write(FuseRequest request, ulong nodeId, ulong fh, ulong offset, ReadOnlySpan<byte> data, int flags) => request.ReplyError(ENOSYS);
 
     public virtual void Flush(FuseRequest request, ulong nodeId, ulong fh) => request.ReplyOk();
 
     public virtual void Release(FuseRequest request, ulong nodeId, ulong fh, int flags) => request.ReplyOk();
 
-    public virtual void Fsync(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Fsync(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly) => request.ReplyError(ENOSYS);
 
     public virtual void OpenDir(FuseRequest request, ulong nodeId, int flags) => request.ReplyOpen(0, FuseOpenFlags.None);
 
     /// <summary>READDIR (plus = false) and READDIRPLUS (plus = true); fill a FuseDirectoryBuffer of size bytes.</summary>
-    public virtual void ReadDir(FuseRequest request, ulong nodeId, ulong fh, ulong offset, uint size, bool plus) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void ReadDir(FuseRequest request, ulong nodeId, ulong fh, ulong offset, uint size, bool plus) => request.ReplyError(ENOSYS);
 
     public virtual void ReleaseDir(FuseRequest request, ulong nodeId, ulong fh) => request.ReplyOk();
 
     public virtual void StatFs(FuseRequest request, ulong nodeId) => request.ReplyStatFs(new fuse_kstatfs { bsize = 4096, frsize = 4096, namelen = 255 });
 
-    public virtual void Access(FuseRequest request, ulong nodeId, uint mask) => request.ReplyError(FuseErrno.ENOSYS);
+    public virtual void Access(FuseRequest request, ulong nodeId, uint mask) => request.ReplyError(ENOSYS);
 
     /// <summary>A restricted ioctl: input holds _IOC_SIZE(cmd) bytes when the command writes, outputSize is what may come back.</summary>
-    public virtual void Ioctl(FuseRequest request, ulong nodeId, ulong fh, FuseIoctlFlags flags, uint cmd, ulong arg, ReadOnlySpan<byte> input, uint outputSize) => request.ReplyError(FuseErrno.ENOTTY);
+    public virtual void Ioctl(FuseRequest request, ulong nodeId, ulong fh, FuseIoctlFlags flags, uint cmd, ulong arg, ReadOnlySpan<byte> input, uint outputSize) => request.ReplyError(ENOTTY);
 
     /// <summary>POLL: answer the ready events now; if scheduleNotify, wake kh through FuseNotifier.PollWakeup later.</summary>
     public virtual void Poll(FuseRequest request, ulong nodeId, ulong fh, ulong kh, bool scheduleNotify, uint events) =>

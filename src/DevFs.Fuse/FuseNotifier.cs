@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using DevFs.Fuse.Abi;
 
+using static Tmds.Linux.LibC;
+
 namespace DevFs.Fuse;
 
 /// <summary>
@@ -44,7 +46,7 @@ public sealed class FuseNotifier
     private int Send<T>(FuseNotifyCode code, in T body, ReadOnlySpan<byte> data) where T : unmanaged
     {
         if (_sink is null)
-            return -FuseErrno.ENOTCONN;
+            return -ENOTCONN;
         var header = new fuse_out_header
         {
             len = (uint)(Unsafe.SizeOf<fuse_out_header>() + Unsafe.SizeOf<T>() + data.Length),

@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using DevFs.Fuse.Abi;
 
+using static Tmds.Linux.LibC;
+
 namespace DevFs.Fuse;
 
 /// <summary>
@@ -63,7 +65,7 @@ public sealed class FuseRequest
         if (errno < 0)
             errno = -errno;
         if (errno == 0 || errno > FuseProtocol.MaxErrno)
-            errno = FuseErrno.EIO;
+            errno = EIO;
         SendReply(-errno, default, default);
     }
 

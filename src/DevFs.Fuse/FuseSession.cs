@@ -1,6 +1,8 @@
 using DevFs.Fuse.Abi;
 using Microsoft.Extensions.Logging;
 
+using static Tmds.Linux.LibC;
+
 namespace DevFs.Fuse;
 
 /// <summary>
@@ -74,7 +76,7 @@ public sealed class FuseSession : IDisposable
             while (!Dispatcher.Destroyed)
             {
                 var n = channel.Read(buffer);
-                if (n == -FuseErrno.ENODEV)
+                if (n == -ENODEV)
                     break;
                 if (n < 0)
                 {

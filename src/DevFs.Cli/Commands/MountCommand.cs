@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using DevFs.Devices;
+using DevFs.Fuse;
+using DevFs.Mount;
+using DevFs.Policy;
+using Microsoft.Extensions.Logging;
+using static Tmds.Linux.LibC;
+
+namespace DevFs.Cli.Commands;
+
+/// <summary>
+/// devfs SOURCE MOUNTPOINT [-o OPTIONS] [-f]: the form mount.fuse3 runs. In the background form the
+/// command starts itself again in the foreground, detached, and returns when that copy says the mount
+/// is live (or why it is not), so that `mount` reports success only for a working mount.
+/// </summary>
+public static unsafe class MountCommand
+{
+    /// <summary>The background copy reports readiness on this inherited pipe.</summary>
+    private const string ReadyFdVariable = "DEVFS_READY_FD";
+
+    public static int Run(string[] args)
+    {
+        var positional = new List<string>();
+        var optionLists = new List<string>();
+        var foreground = false;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            if (arg == "-f")
+                foreground = true;
+            else if (arg == "-o")
+                optionLists.Add(i + 1 < args.Length ? args[++i] : throw new UsageException("-o needs options"));
+            else if (arg.StartsWith("-o", StringComparison.Ordinal))
+                optionLists.Add(arg[2..]);
+            else if (arg is "-d" or "--debug")
+                optionLists.Add("debug");
+            else if (arg.StartsWith('-'))
+                throw new UsageException($"unknown flag '{arg}'");
+            else
+                positional.Add(arg);
+        }
+        if (positional.Count != 2)
+            throw new UsageException("give SOURCE and MOUNTPOINT, e.g. devfs devfs /run/devfs/web -o container=web");
+        var options = MountOptions.Parse(optionLists);
+        var source = positional[0];
+        var mountPoint = Path.GetFullPath(positional[1]);
+
+        // Fail fast, in the caller's terminal, on what can be checked before forking.
+        DevicePolicy policy;
+        try
+        {
+            policy = options.LoadPolicy();
+        }
+        catch (PolicyException e)
+        {
+            Console.Error.WriteLine($"devfs: the policy has errors; nothing was mounted:\n{e.Message}");
+            return CommandLine.Failed;
+        }
+        if (!Directory.Exists(mountPoint))
+        {
+            Console.Error.WriteLine($"devfs: mount point {mountPoint} does not exist; create it first (mkdir -p {mountPoint})");
+            return CommandLine.Failed;
+        }
+        return foreground || Environment.GetEnvironmentVariable(ReadyFdVariable) is not null
+            ? Serve(source, mountPoint, options, policy)
+            : StartInBackground(args);
+    }
+
+    private static int Serve(string source, string mountPoint, MountOptions options, DevicePolicy policy)
+    {
+        var readyFd = int.TryParse(Environment.GetEnvironmentVariable(ReadyFdVariable), out var fd) ? fd : -1;
+        Environment.SetEnvironmentVariable(ReadyFdVariable, null);
+        using var loggers = Logging.Create(options.Debug);
+        var logger = loggers.CreateLogger("devfs");
+        ServedMount mount;
+        DeviceRegistry registry;
+        try
+        {
+            registry = new DeviceRegistry(new DeviceRegistryOptions(), loggers.CreateLogger("devfs.devices"));
+            registry.Start();
+            mount = ServedMount.Start(new MountRequest
+            {
+                MountPoint = mountPoint,
+                Policy = policy,
+                Source = source,
+                Container = options.Container,
+                MountFlags = options.MountFlags,
+                Session = options.Workers is { } workers ? new FuseSessionOptions { Workers = workers } : new FuseSessionOptions(),
+            }, registry, loggers);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogError("Cannot serve {MountPoint}: {Error}", mountPoint, e.Message);
+            ReportReady(readyFd, "error: " + e.Message);
+            return CommandLine.Failed;
+        }
+        using var stop = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            logger.LogInformation("{Signal}: unmounting {MountPoint}", context.Signal, mountPoint);
+            mount.Unmount();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => context.Cancel = true);
+        ReportReady(readyFd, "ready");
+        mount.Ended.Wait();
+        registry.Dispose();
+        logger.LogInformation("{MountPoint} is unmounted; exiting", mountPoint);
+        return CommandLine.Ok;
+    }
+
+    /// <summary>Starts this program again with -f, detached, and waits for it to report.</summary>
+    private static int StartInBackground(string[] args)
+    {
+        var pipeFds = stackalloc int[2];
+        if (pipe(pipeFds) != 0)
+        {
+            Console.Error.WriteLine($"devfs: cannot make a pipe: {Errno.Describe(errno)}");
+            return CommandLine.Failed;
+        }
+        var (readEnd, writeEnd) = (pipeFds[0], pipeFds[1]);
+        fcntl(readEnd, F_SETFD, FD_CLOEXEC);
+        var start = new ProcessStartInfo(Environment.ProcessPath ?? "devfs") { UseShellExecute = false, RedirectStandardInput = true };
+        foreach (var arg in args)
+            start.ArgumentList.Add(arg);
+        start.Environment[ReadyFdVariable] = writeEnd.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["DEVFS_DETACH"] = "1";
+        try
+        {
+            using var child = Process.Start(start) ?? throw new IOException("the server process did not start");
+            close(writeEnd);
+            writeEnd = -1;
+            var answer = ReadAll(readEnd).Trim();
+            if (answer == "ready")
+                return CommandLine.Ok;
+            Console.Error.WriteLine(answer.Length > 0 ? $"devfs: {answer}" : "devfs: the server exited before the mount was live; run with -f to see why");
+            return CommandLine.Failed;
+        }
+        finally
+        {
+            if (writeEnd >= 0)
+                close(writeEnd);
+            close(readEnd);
+        }
+    }
+
+    private static void ReportReady(int fd, string message)
+    {
+        if (fd < 0)
+            return;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(message + "\n");
+        fixed (byte* p = bytes)
+            write(fd, p, bytes.Length);
+        close(fd);
+        if (Environment.GetEnvironmentVariable("DEVFS_DETACH") == "1")
+        {
+            // A daemon: own session, no terminal. Logs then reach journald when run under systemd.
+            setsid();
+        }
+    }
+
+    private static string ReadAll(int fd)
+    {
+        var buffer = new byte[4096];
+        var text = new System.Text.StringBuilder();
+        while (true)
+        {
+            long n;
+            fixed (byte* p = buffer)
+                n = read(fd, p, buffer.Length);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return text.ToString();
+            text.Append(System.Text.Encoding.UTF8.GetString(buffer, 0, (int)n));
+        }
+    }
+}

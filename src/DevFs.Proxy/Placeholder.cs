@@ -1,1 +1,0 @@
-namespace DevFs.Proxy; internal static class Placeholder{}

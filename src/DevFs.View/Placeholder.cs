@@ -1,1 +1,0 @@
-namespace DevFs.View; internal static class Placeholder{}
