@@ -191,6 +191,8 @@ internal sealed class Harness
 
     public byte[]? SendRaw(byte[] message)
     {
+        if (message.Length >= 16)
+            LastUnique = Wire.U64(message, 8);
         var before = Sink.Messages.Count;
         Dispatcher.Dispatch(message, Sink);
         var after = Sink.Messages.Count;
