@@ -64,7 +64,8 @@ public sealed class FuseRequest
     {
         if (errno < 0)
             errno = -errno;
-        if (errno == 0 || errno > FuseProtocol.MaxErrno)
+        // -int.MinValue overflows and stays negative: treat it like any other out-of-range value.
+        if (errno <= 0 || errno > FuseProtocol.MaxErrno)
             errno = EIO;
         SendReply(-errno, default, default);
     }
