@@ -235,7 +235,7 @@ public sealed class FuseDispatcher
                 return true;
             case FuseOpcode.FUSE_IOCTL:
                 if (!TryRead(body, out fuse_ioctl_in ioctl, out var ioctlData) || ioctl.in_size != ioctlData.Length ||
-                    ioctl.out_size > MaxIoSize)
+                    ioctl.in_size > MaxIoSize || ioctl.out_size > MaxIoSize)
                     return false;
                 _fs.Ioctl(r, node, ioctl.fh, (FuseIoctlFlags)ioctl.flags, ioctl.cmd, ioctl.arg, ioctlData, ioctl.out_size);
                 return true;
@@ -335,7 +335,8 @@ public sealed class FuseDispatcher
     {
         if (!TryReadString(body, out name, out rest))
             return false;
-        return name.Length > 0 && name.Length <= 255 && name != "." && name != ".." && !name.Contains('/');
+        var byteLength = body.Length - rest.Length - 1; // the name's UTF-8 bytes, without the NUL
+        return byteLength is > 0 and <= 255 && name != "." && name != ".." && !name.Contains('/');
     }
 
     private static bool TryReadString(ReadOnlySpan<byte> body, out string value, out ReadOnlySpan<byte> rest)
