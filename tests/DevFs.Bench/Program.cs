@@ -298,6 +298,7 @@ internal static unsafe class Program
     // ---------------------------------------------------------------- hotplug
 
     private const int HotplugCount = 200;
+    private const int HotplugWarmup = 10;
     private const double HotplugTimeout = 1.0;
 
     private static void Hotplug(Report report, DevfsMount loop)
@@ -310,7 +311,8 @@ internal static unsafe class Program
         int timeouts = 0, consecutive = 0;
         int index = 300;
         Console.WriteLine($"hotplug: {HotplugCount} x LOOP_CTL_ADD / LOOP_CTL_REMOVE, spinning on stat({loop.MountPoint}/loopN) and /dev/loopN");
-        for (int i = 0; i < HotplugCount; i++)
+        var slow = new List<(double ms, int iteration, string what)>();
+        for (int i = -HotplugWarmup; i < HotplugCount; i++)
         {
             while (Directory.Exists($"/sys/devices/virtual/block/loop{index}") || File.Exists($"/dev/loop{index}"))
                 index++;
@@ -329,7 +331,11 @@ internal static unsafe class Program
             var path = Sys.Z(loop.PathOf($"loop{index}"));
             var devPath = Sys.Z($"/dev/loop{index}");
             var (devfsT, devT) = Spin(path, devPath, t0, appear: true);
-            Record(add, devAdd, devfsT, devT, ref timeouts, ref consecutive);
+            if (i >= 0)
+            {
+                Record(add, devAdd, devfsT, devT, ref timeouts, ref consecutive);
+                slow.Add((devfsT * 1000, i, "add"));
+            }
 
             for (int attempt = 0; ; attempt++)
             {
@@ -344,7 +350,11 @@ internal static unsafe class Program
             lock (CleanupLock)
                 AddedLoops.Remove(index);
             (devfsT, devT) = Spin(path, devPath, t0, appear: false);
-            Record(remove, devRemove, devfsT, devT, ref timeouts, ref consecutive);
+            if (i >= 0)
+            {
+                Record(remove, devRemove, devfsT, devT, ref timeouts, ref consecutive);
+                slow.Add((devfsT * 1000, i, "remove"));
+            }
             index++;
             if (consecutive >= 3)
             {
@@ -354,6 +364,7 @@ internal static unsafe class Program
         }
         Sys.Close(_loopControl);
         _loopControl = -1;
+        Console.WriteLine("hotplug: slowest (devfs): " + string.Join(", ", slow.OrderByDescending(x => x.ms).Take(6).Select(x => $"{x.what} #{x.iteration} {x.ms:0.00} ms")));
         string note = timeouts > 0 ? $" ({timeouts} timed out at {HotplugTimeout * 1000:0} ms)" : "";
         foreach (var (name, list, dev) in new[] { ("add", add, devAdd), ("remove", remove, devRemove) })
         {
