@@ -19,6 +19,9 @@ public static unsafe class MountCommand
     /// <summary>The background copy reports readiness on this inherited pipe.</summary>
     private const string ReadyFdVariable = "DEVFS_READY_FD";
 
+    /// <summary>Set for the background copy: it detaches from the caller's session and stdio.</summary>
+    private const string DetachVariable = "DEVFS_DETACH";
+
     public static int Run(string[] args)
     {
         var positional = new List<string>();
@@ -71,15 +74,37 @@ public static unsafe class MountCommand
     {
         var readyFd = int.TryParse(Environment.GetEnvironmentVariable(ReadyFdVariable), out var fd) ? fd : -1;
         Environment.SetEnvironmentVariable(ReadyFdVariable, null);
+        if (Environment.GetEnvironmentVariable(DetachVariable) == "1")
+        {
+            // A daemon: its own session, and no hold on the caller's terminal or pipes (mount(8) and
+            // scripts wait for those to close). This happens before any logging starts, because the
+            // console keeps duplicates of stdout and stderr. Under systemd, stdio is the journal: keep it.
+            // Until the mount is live, errors reach the caller through the ready pipe.
+            Environment.SetEnvironmentVariable(DetachVariable, null);
+            setsid();
+            if (Environment.GetEnvironmentVariable("JOURNAL_STREAM") is null)
+                DetachStdio();
+        }
         using var loggers = Logging.Create(options.Debug);
         var logger = loggers.CreateLogger("devfs");
-        ServedMount mount;
-        DeviceRegistry registry;
+        // Signals are taken before the mount exists, so that one arriving as it goes live still unmounts.
+        ServedMount? mount = null;
+        var stopRequested = 0;
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            logger.LogInformation("{Signal}: unmounting {MountPoint}", context.Signal, mountPoint);
+            Volatile.Write(ref stopRequested, 1);
+            Volatile.Read(ref mount)?.Unmount();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => context.Cancel = true);
+        using var registry = new DeviceRegistry(new DeviceRegistryOptions(), loggers.CreateLogger("devfs.devices"));
         try
         {
-            registry = new DeviceRegistry(new DeviceRegistryOptions(), loggers.CreateLogger("devfs.devices"));
             registry.Start();
-            mount = ServedMount.Start(new MountRequest
+            Volatile.Write(ref mount, ServedMount.Start(new MountRequest
             {
                 MountPoint = mountPoint,
                 Policy = policy,
@@ -87,7 +112,7 @@ public static unsafe class MountCommand
                 Container = options.Container,
                 MountFlags = options.MountFlags,
                 Session = options.Workers is { } workers ? new FuseSessionOptions { Workers = workers } : new FuseSessionOptions(),
-            }, registry, loggers);
+            }, registry, loggers));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -95,19 +120,10 @@ public static unsafe class MountCommand
             ReportReady(readyFd, "error: " + e.Message);
             return CommandLine.Failed;
         }
-        using var stop = new CancellationTokenSource();
-        void OnSignal(PosixSignalContext context)
-        {
-            context.Cancel = true;
-            logger.LogInformation("{Signal}: unmounting {MountPoint}", context.Signal, mountPoint);
+        if (Volatile.Read(ref stopRequested) != 0)
             mount.Unmount();
-        }
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => context.Cancel = true);
         ReportReady(readyFd, "ready");
         mount.Ended.Wait();
-        registry.Dispose();
         logger.LogInformation("{MountPoint} is unmounted; exiting", mountPoint);
         return CommandLine.Ok;
     }
@@ -127,7 +143,7 @@ public static unsafe class MountCommand
         foreach (var arg in args)
             start.ArgumentList.Add(arg);
         start.Environment[ReadyFdVariable] = writeEnd.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment["DEVFS_DETACH"] = "1";
+        start.Environment[DetachVariable] = "1";
         try
         {
             using var child = Process.Start(start) ?? throw new IOException("the server process did not start");
@@ -155,11 +171,19 @@ public static unsafe class MountCommand
         fixed (byte* p = bytes)
             write(fd, p, bytes.Length);
         close(fd);
-        if (Environment.GetEnvironmentVariable("DEVFS_DETACH") == "1")
-        {
-            // A daemon: own session, no terminal. Logs then reach journald when run under systemd.
-            setsid();
-        }
+    }
+
+    private static void DetachStdio()
+    {
+        int devNull;
+        fixed (byte* path = "/dev/null\0"u8)
+            devNull = open(path, O_RDWR, 0);
+        if (devNull < 0)
+            return;
+        for (var target = 0; target <= 2; target++)
+            dup2(devNull, target);
+        if (devNull > 2)
+            close(devNull);
     }
 
     private static string ReadAll(int fd)
