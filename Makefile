@@ -1,6 +1,7 @@
 # DevFs: `make run` serves the default policy's /dev at a folder; `make test` runs every test.
 # Both install what they need first (Debian packages, NuGet restore).
 
+SHELL       := /bin/bash
 DOTNET      ?= dotnet
 CONFIG      ?= Release
 ARTIFACTS   := $(CURDIR)/artifacts
