@@ -18,11 +18,18 @@ public static class CommandLine
               Returns once the mount is live and serves it in the background; -f stays in the foreground.
           devfs check POLICY...            Check policy files; print every error as file:line:column.
           devfs list [-o OPTION,...]       Print what a container's /dev would hold, without mounting.
+          devfs assign DEVNAME CONTAINER [--move]
+                                           Give a host device to a container at run time (exclusive).
+          devfs unassign DEVNAME [CONTAINER]
+                                           Take it back; its open handles in the container fail with ENODEV.
+          devfs assignments                List run-time assignments (kept in /run/devfs/assignments).
           devfs --help | --version
 
         Options (-o):
           policy=FILE       the policy (default: the built-in policies/default.yaml)
-          container=NAME    the container, for its own rules in the policy
+          container=NAME    the container: shows global devices, its policy rules' and the ones it owns
+          pid=PID           the container's user namespace, by a process inside it
+          userns=PATH       the same, by its namespace file (/proc/PID/ns/user); owners map through its id maps
           nodev             never serve real device nodes: "auto" entries become proxies
           dev               allow device nodes (the default when root in the initial user namespace)
           workers=N         FUSE worker threads (default: number of CPUs, 2 to 8)
@@ -46,6 +53,9 @@ public static class CommandLine
                 "-V" or "--version" => PrintVersion(),
                 "check" => CheckCommand.Run(args[1..]),
                 "list" => ListCommand.Run(args[1..]),
+                "assign" => AssignCommand.Assign(args[1..]),
+                "unassign" => AssignCommand.Unassign(args[1..]),
+                "assignments" => AssignCommand.List(args[1..]),
                 _ => MountCommand.Run(args),
             };
         }

@@ -8,6 +8,9 @@ public sealed record MountOptions
 {
     public string? PolicyFile { get; init; }
     public string? Container { get; init; }
+
+    /// <summary>pid=PID or userns=/proc/PID/ns/user: the container's user namespace.</summary>
+    public string? UserNamespaceSpec { get; init; }
     public ulong MountFlags { get; init; } = FuseMount.MS_NOSUID | FuseMount.MS_NOEXEC;
     public int? Workers { get; init; }
     public bool Debug { get; init; }
@@ -64,8 +67,12 @@ public sealed record MountOptions
                 return this with { MountFlags = MountFlags & ~FuseMount.MS_NOEXEC };
             case "ro":
                 throw new UsageException("ro: a /dev cannot be read-only (devices are written to); leave it out");
-            case "userns" or "pid":
-                throw new UsageException($"{key}=: ownership by user namespace is not built yet; use container=NAME with per-container policy rules");
+            case "userns":
+                return this with { UserNamespaceSpec = Require(key, value) };
+            case "pid":
+                if (!int.TryParse(Require(key, value), out var pid) || pid <= 0)
+                    throw new UsageException($"pid={value}: give the process id of a process inside the container");
+                return this with { UserNamespaceSpec = $"/proc/{pid}/ns/user" };
             default:
                 if (Ignored.Contains(key) || key.StartsWith("x-", StringComparison.Ordinal) || key is "fsname" or "subtype")
                     return this;
@@ -75,6 +82,21 @@ public sealed record MountOptions
 
     private static string Require(string key, string? value) =>
         string.IsNullOrEmpty(value) ? throw new UsageException($"option {key}= needs a value") : value;
+
+    /// <summary>The user namespace named by userns= or pid=, or the initial one.</summary>
+    public Ownership.UserNamespace ResolveUserNamespace()
+    {
+        if (UserNamespaceSpec is null)
+            return Ownership.UserNamespace.Initial;
+        try
+        {
+            return Ownership.UserNamespace.FromPath(UserNamespaceSpec);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
 
     /// <summary>The policy file named, or the built-in default.</summary>
     public DevicePolicy LoadPolicy() => PolicyFile is null ? DevicePolicy.Default : DevicePolicy.Load(PolicyFile);

@@ -1,5 +1,6 @@
 using DevFs.Devices;
 using DevFs.Fuse;
+using DevFs.Ownership;
 using DevFs.Policy;
 using DevFs.View;
 using Microsoft.Extensions.Logging;
@@ -14,6 +15,9 @@ public sealed record MountRequest
     public required DevicePolicy Policy { get; init; }
     public string Source { get; init; } = "devfs";
     public string? Container { get; init; }
+
+    /// <summary>The container's user namespace: policy owners are ids inside it.</summary>
+    public UserNamespace? UserNamespace { get; init; }
 
     /// <summary>MS_NOSUID, MS_NOEXEC, MS_NODEV as asked; MS_NODEV makes "auto" entries proxies.</summary>
     public ulong MountFlags { get; init; } = FuseMount.MS_NOSUID | FuseMount.MS_NOEXEC;
@@ -54,10 +58,13 @@ public sealed class ServedMount : IDisposable
         (mountFlags & FuseMount.MS_NODEV) == 0 && geteuid() == 0 && InInitialUserNamespace();
 
     /// <summary>Mounts, negotiates INIT and starts serving; returns once the mount is live.</summary>
-    public static ServedMount Start(MountRequest request, DeviceRegistry registry, ILoggerFactory loggers)
+    public static ServedMount Start(MountRequest request, DeviceRegistry registry, AssignmentStore assignments, ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("devfs.mount");
-        var view = new ContainerView(request.Policy, request.Container, CanServeNodes(request.MountFlags), []);
+        var view = new ContainerView(request.Policy, request.Container, CanServeNodes(request.MountFlags), [],
+            request.UserNamespace, device => assignments.OwnerOf(device.DevName));
+        Action reevaluate = view.Reevaluate;
+        assignments.Changed += reevaluate;
         var fs = new DevFsFileSystem(view, loggers.CreateLogger("devfs.fs"));
         // Subscribe before taking the snapshot so that no event falls between the two.
         EventHandler<DeviceEventArgs> added = (_, e) => view.AddDevice(e.Device);
@@ -84,6 +91,7 @@ public sealed class ServedMount : IDisposable
             registry.DeviceAdded -= added;
             registry.DeviceRemoved -= removed;
             registry.DeviceChanged -= changed;
+            assignments.Changed -= reevaluate;
             throw;
         }
         var session = new FuseSession(fs, channel, request.Session, loggers.CreateLogger("devfs.fuse"));
@@ -93,6 +101,7 @@ public sealed class ServedMount : IDisposable
             registry.DeviceAdded -= added;
             registry.DeviceRemoved -= removed;
             registry.DeviceChanged -= changed;
+            assignments.Changed -= reevaluate;
             session.Dispose();
         }, TaskScheduler.Default);
         try
@@ -104,8 +113,9 @@ public sealed class ServedMount : IDisposable
             mount.Unmount();
             throw;
         }
-        logger.LogInformation("Serving {MountPoint} for {Container} with {Policy}: {Count} devices, {Access}",
-            request.MountPoint, request.Container ?? "(no container)", request.Policy.Source, view.Devices().Count,
+        logger.LogInformation("Serving {MountPoint} for {Container} (user namespace {Namespace}) with {Policy}: {Count} devices, {Access}",
+            request.MountPoint, request.Container ?? "(no container)", view.Namespace.Inode == 0 ? "initial" : view.Namespace.Inode.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            request.Policy.Source, view.Devices().Count,
             CanServeNodes(request.MountFlags) ? "auto entries as device nodes" : "auto entries as proxies");
         return mount;
     }

@@ -1,4 +1,5 @@
 using DevFs.Devices;
+using DevFs.Ownership;
 using DevFs.Policy;
 
 using static Tmds.Linux.LibC;
@@ -28,27 +29,37 @@ public sealed class ContainerView
     private int _userNodes;
 
     /// <param name="policy">What the view shows.</param>
-    /// <param name="container">The container's name for per-container policy rules, or null.</param>
+    /// <param name="container">The container's name for per-container policy rules and ownership, or null for the host's view.</param>
     /// <param name="nodesUsable">Whether the mount can open device nodes (root mount without nodev): decides Auto.</param>
-    public ContainerView(DevicePolicy policy, string? container, bool nodesUsable, IEnumerable<HostDevice> devices)
+    /// <param name="userNamespace">The container's user namespace: owners in the policy are ids inside it.</param>
+    /// <param name="ownerOf">Which container a device was assigned to or made by at run time, if any.</param>
+    public ContainerView(DevicePolicy policy, string? container, bool nodesUsable, IEnumerable<HostDevice> devices,
+        UserNamespace? userNamespace = null, Func<HostDevice, string?>? ownerOf = null)
     {
         _policy = policy;
         Container = container;
         _nodesUsable = nodesUsable;
-        Root = new DirectoryNode(RootId, "", 0x1ED /* 0755 */, 0, 0, NodeOrigin.Policy);
+        Namespace = userNamespace ?? UserNamespace.Initial;
+        _ownerOf = ownerOf ?? (_ => null);
+        Root = new DirectoryNode(RootId, "", 0x1ED /* 0755 */, HostUid(0), HostGid(0), NodeOrigin.Policy);
         _nodes[RootId] = Root;
         Root.LookupCount = 1; // the kernel holds the root for the life of the mount
         foreach (var rule in policy.Directories)
-            EnsureDirectory(rule.Path, rule.Mode, rule.Uid, rule.Gid, NodeOrigin.Policy, null);
+            EnsureDirectory(rule.Path, rule.Mode, HostUid(rule.Uid), HostGid(rule.Gid), NodeOrigin.Policy, null);
         foreach (var rule in policy.Symlinks)
         {
             var (dir, name) = EnsureParent(rule.Path, null);
             if (dir is not null && !dir.Children.ContainsKey(name))
-                Attach(dir, new SymlinkNode(NewId(), name, rule.Target, 0, 0, NodeOrigin.Policy));
+                Attach(dir, new SymlinkNode(NewId(), name, rule.Target, HostUid(0), HostGid(0), NodeOrigin.Policy));
         }
         foreach (var device in devices)
             AddDeviceLocked(device, null);
     }
+
+    /// <summary>The user namespace the view's owners are translated from.</summary>
+    public UserNamespace Namespace { get; }
+
+    private readonly Func<HostDevice, string?> _ownerOf;
 
     public DirectoryNode Root { get; }
     public string? Container { get; }
@@ -165,7 +176,7 @@ public sealed class ContainerView
         lock (_lock)
         {
             var device = FindHostDevice(kind, HostDevice.MajorOf(rdev), HostDevice.MinorOf(rdev));
-            var spec = device is null ? null : _policy.Match(device, Container);
+            var spec = device is null ? null : VisibleSpec(device);
             if (device is null || spec is null)
                 return EPERM;
             var access = ResolveAccess(spec.Access);
@@ -334,7 +345,7 @@ public sealed class ContainerView
         {
             if (_byDevPath.TryGetValue(device.DevPath, out var existing))
             {
-                var spec = _policy.Match(device, Container);
+                var spec = VisibleSpec(device);
                 if (spec is null || spec.Path != existing.Spec.Path || device.Rdev != existing.Device.Rdev ||
                     device.Kind != existing.Device.Kind || ResolveAccess(spec.Access) != existing.Access)
                 {
@@ -378,7 +389,7 @@ public sealed class ContainerView
         _knownDevices[(device.Kind, device.Major, device.Minor)] = device;
         if (_byDevPath.ContainsKey(device.DevPath))
             return;
-        var spec = _policy.Match(device, Container);
+        var spec = VisibleSpec(device);
         if (spec is null)
             return;
         var (dir, name) = EnsureParent(spec.Path, changes);
@@ -394,6 +405,12 @@ public sealed class ContainerView
     {
         foreach (var key in _knownDevices.Where(kv => kv.Value.DevPath == devPath).Select(kv => kv.Key).ToArray())
             _knownDevices.Remove(key);
+        HideDeviceLocked(devPath, changes);
+    }
+
+    /// <summary>Takes a device's entry out of the view (unplugged, or no longer this container's).</summary>
+    private void HideDeviceLocked(string devPath, List<ViewChange> changes)
+    {
         if (!_byDevPath.Remove(devPath, out var node))
             return;
         node.Revoked = true;
@@ -410,6 +427,47 @@ public sealed class ContainerView
             dir = up;
         }
     }
+
+    /// <summary>
+    /// Ownership changed (a device assigned, taken back, or made by a container): every known device
+    /// is asked again whether this view shows it.
+    /// </summary>
+    public void Reevaluate()
+    {
+        var changes = new List<ViewChange>();
+        lock (_lock)
+        {
+            foreach (var device in _knownDevices.Values.ToArray())
+            {
+                var shown = _byDevPath.ContainsKey(device.DevPath);
+                var wanted = VisibleSpec(device) is not null;
+                if (shown && !wanted)
+                    HideDeviceLocked(device.DevPath, changes);
+                else if (!shown && wanted)
+                    AddDeviceLocked(device, changes);
+            }
+        }
+        Raise(changes);
+    }
+
+    /// <summary>
+    /// The entry spec when this view shows the device: the host's view shows whatever the policy
+    /// matches; a container's view shows global devices, its own policy rules' devices, and the devices
+    /// it owns at run time. Owners are translated into host ids through the container's id maps.
+    /// </summary>
+    private DeviceEntrySpec? VisibleSpec(HostDevice device)
+    {
+        var spec = _policy.Match(device, Container);
+        if (spec is null)
+            return null;
+        if (Container is not null && !spec.Global && spec.Rule.Container != Container && _ownerOf(device) != Container)
+            return null;
+        return spec with { Uid = HostUid(spec.Uid), Gid = HostGid(spec.Gid) };
+    }
+
+    private uint HostUid(uint containerUid) => Namespace.Uids.ToHost(containerUid) ?? IdMap.Overflow;
+
+    private uint HostGid(uint containerGid) => Namespace.Gids.ToHost(containerGid) ?? IdMap.Overflow;
 
     private AccessMode ResolveAccess(AccessMode wanted) =>
         wanted == AccessMode.Auto ? (_nodesUsable ? AccessMode.Node : AccessMode.Proxy) : wanted;

@@ -1,5 +1,6 @@
 using DevFs.Devices;
 using DevFs.Mount;
+using DevFs.Ownership;
 using DevFs.Policy;
 using DevFs.View;
 
@@ -31,7 +32,9 @@ public static class ListCommand
             Console.Error.WriteLine(e.Message);
             return CommandLine.Failed;
         }
-        var view = new ContainerView(policy, options.Container, ServedMount.CanServeNodes(options.MountFlags), SysfsDeviceScanner.Scan());
+        using var assignments = new AssignmentStore();
+        var view = new ContainerView(policy, options.Container, ServedMount.CanServeNodes(options.MountFlags), SysfsDeviceScanner.Scan(),
+            options.ResolveUserNamespace(), device => assignments.OwnerOf(device.DevName));
         Console.WriteLine($"{"PATH",-24} {"TYPE",-7} {"ACCESS",-6} {"MODE",-5} {"OWNER",-9} {"DEVICE",-9} RULE");
         Print(view, view.Root);
         return CommandLine.Ok;

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using DevFs.Devices;
 using DevFs.Fuse;
 using DevFs.Mount;
+using DevFs.Ownership;
 using DevFs.Policy;
 using Microsoft.Extensions.Logging;
 using static Tmds.Linux.LibC;
@@ -46,6 +47,7 @@ public static unsafe class MountCommand
         if (positional.Count != 2)
             throw new UsageException("give SOURCE and MOUNTPOINT, e.g. devfs devfs /run/devfs/web -o container=web");
         var options = MountOptions.Parse(optionLists);
+        var userNamespace = options.ResolveUserNamespace();
         var source = positional[0];
         var mountPoint = Path.GetFullPath(positional[1]);
 
@@ -66,11 +68,11 @@ public static unsafe class MountCommand
             return CommandLine.Failed;
         }
         return foreground || Environment.GetEnvironmentVariable(ReadyFdVariable) is not null
-            ? Serve(source, mountPoint, options, policy)
+            ? Serve(source, mountPoint, options, policy, userNamespace)
             : StartInBackground(args);
     }
 
-    private static int Serve(string source, string mountPoint, MountOptions options, DevicePolicy policy)
+    private static int Serve(string source, string mountPoint, MountOptions options, DevicePolicy policy, UserNamespace userNamespace)
     {
         var readyFd = int.TryParse(Environment.GetEnvironmentVariable(ReadyFdVariable), out var fd) ? fd : -1;
         Environment.SetEnvironmentVariable(ReadyFdVariable, null);
@@ -101,18 +103,21 @@ public static unsafe class MountCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => context.Cancel = true);
         using var registry = new DeviceRegistry(new DeviceRegistryOptions(), loggers.CreateLogger("devfs.devices"));
+        using var assignments = new AssignmentStore(logger: loggers.CreateLogger("devfs.ownership"));
         try
         {
             registry.Start();
+            assignments.StartWatching();
             Volatile.Write(ref mount, ServedMount.Start(new MountRequest
             {
                 MountPoint = mountPoint,
                 Policy = policy,
                 Source = source,
                 Container = options.Container,
+                UserNamespace = userNamespace,
                 MountFlags = options.MountFlags,
                 Session = options.Workers is { } workers ? new FuseSessionOptions { Workers = workers } : new FuseSessionOptions(),
-            }, registry, loggers));
+            }, registry, assignments, loggers));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
