@@ -40,6 +40,16 @@ public sealed class DeviceRegistryOptions
 
     /// <summary>Receive buffer of the uevent socket (SO_RCVBUFFORCE, else SO_RCVBUF); null keeps the default.</summary>
     public int? ReceiveBufferSize { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>
+    /// Real-time priority of the monitor thread as root (SCHED_FIFO; 0 leaves the scheduling alone). A woken
+    /// SCHED_OTHER thread can wait a full scheduler tick behind a busy thread on a non-preemptible kernel, which
+    /// is what hotplug latency then measures.
+    /// </summary>
+    public int MonitorRealTimePriority { get; init; } = 1;
+
+    /// <summary>Nice value of the monitor thread when SCHED_FIFO is refused.</summary>
+    public int MonitorFallbackNice { get; init; } = -10;
 }
 
 /// <summary>
@@ -52,6 +62,8 @@ public sealed class DeviceRegistry : IDisposable
 {
     private readonly string _sysRoot;
     private readonly int? _rcvBuf;
+    private readonly int _rtPrio;
+    private readonly int _fallbackNice;
     private readonly ILogger _log;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, HostDevice> _byPath = new(StringComparer.Ordinal);
@@ -79,6 +91,8 @@ public sealed class DeviceRegistry : IDisposable
         options ??= new DeviceRegistryOptions();
         _sysRoot = SysfsDeviceScanner.NormalizeRoot(options.SysRoot);
         _rcvBuf = options.ReceiveBufferSize;
+        _rtPrio = options.MonitorRealTimePriority;
+        _fallbackNice = options.MonitorFallbackNice;
         _log = logger ?? NullLogger.Instance;
     }
 
@@ -99,6 +113,11 @@ public sealed class DeviceRegistry : IDisposable
     public DeviceRegistryCounters Counters => new(
         Received, Dropped, Resyncs, Interlocked.Read(ref _nodeEvents), Interlocked.Read(ref _stale),
         Interlocked.Read(ref _subscriberErrors), (ulong)Interlocked.Read(ref _lastSeq));
+
+    /// <summary>What scheduling the monitor thread got (set once it runs).</summary>
+    public ThreadSchedulingResult MonitorPriority => _monitorPriority;
+
+    private volatile ThreadSchedulingResult _monitorPriority;
 
     /// <summary>True while the monitor thread runs.</summary>
     public bool IsRunning => _running;
@@ -220,6 +239,7 @@ public sealed class DeviceRegistry : IDisposable
         var fds = stackalloc pollfd[2];
         try
         {
+            RaisePriority();
             while (!_stopping)
             {
                 fds[0] = new pollfd { fd = _socket!.Fd, events = POLLIN };
@@ -253,6 +273,21 @@ public sealed class DeviceRegistry : IDisposable
             _running = false;
             if (_stopping)
                 CloseFds();
+        }
+    }
+
+    private void RaisePriority()
+    {
+        if (_rtPrio <= 0)
+            return;
+        try
+        {
+            _monitorPriority = ThreadScheduling.RaiseCurrent(_rtPrio, _fallbackNice, out var detail);
+            _log.LogDebug("Uevent monitor scheduling: {Detail}", detail);
+        }
+        catch (Exception e)
+        {
+            _log.LogDebug(e, "Uevent monitor scheduling unchanged");
         }
     }
 

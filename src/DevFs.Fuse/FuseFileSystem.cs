@@ -49,7 +49,12 @@ public abstract class FuseFileSystem
 
     public virtual void Write(FuseRequest request, ulong nodeId, ulong fh, ulong offset, ReadOnlySpan<byte> data, int flags) => request.ReplyError(ENOSYS);
 
-    public virtual void Flush(FuseRequest request, ulong nodeId, ulong fh) => request.ReplyOk();
+    /// <summary>
+    /// FLUSH (every close() of a descriptor). The default answers ENOSYS: the kernel then records no_flush for
+    /// the connection, stops sending FLUSH and treats close() as successful, so close() no longer waits for a
+    /// round trip to the daemon. Override only to do real work at close() (the override then sees every FLUSH).
+    /// </summary>
+    public virtual void Flush(FuseRequest request, ulong nodeId, ulong fh) => request.ReplyError(ENOSYS);
 
     public virtual void Release(FuseRequest request, ulong nodeId, ulong fh, int flags) => request.ReplyOk();
 

@@ -55,6 +55,38 @@ public class DeviceRegistryTests
     }
 
     [Test]
+    public void MonitorThreadRunsSchedFifoAsRoot()
+    {
+        if (geteuid() != 0)
+            Assert.Fail("This test needs root (SCHED_FIFO on the monitor thread); run the tests as root.");
+        using var reg = new DeviceRegistry();
+        reg.Start();
+        Assert.That(SpinWait.SpinUntil(() => reg.MonitorPriority != ThreadSchedulingResult.Unchanged, TwoSeconds), Is.True,
+            "the monitor thread did not raise its priority");
+        Assert.That(reg.MonitorPriority, Is.EqualTo(ThreadSchedulingResult.RealTime));
+        // /proc/self/task/TID/stat: field 40 is rt_priority, 41 policy (SCHED_FIFO = 1), counted after "(comm)".
+        var task = Directory.GetDirectories("/proc/self/task")
+            .Single(t => File.ReadAllText(Path.Combine(t, "comm")).Trim() == "devfs-uevent");
+        var stat = File.ReadAllText(Path.Combine(task, "stat"));
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        Assert.That(fields[41 - 3], Is.EqualTo("1"), "policy SCHED_FIFO");
+        Assert.That(fields[40 - 3], Is.EqualTo("1"), "rt_priority 1");
+    }
+
+    [Test]
+    public void MonitorPriorityCanBeLeftAlone()
+    {
+        using var reg = new DeviceRegistry(new DeviceRegistryOptions { MonitorRealTimePriority = 0 });
+        reg.Start();
+        Thread.Sleep(50);
+        Assert.That(reg.MonitorPriority, Is.EqualTo(ThreadSchedulingResult.Unchanged));
+        var task = Directory.GetDirectories("/proc/self/task")
+            .Single(t => File.ReadAllText(Path.Combine(t, "comm")).Trim() == "devfs-uevent");
+        var stat = File.ReadAllText(Path.Combine(task, "stat"));
+        Assert.That(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[41 - 3], Is.EqualTo("0"), "policy SCHED_OTHER");
+    }
+
+    [Test]
     public void ThrowingSubscriberDoesNotKillTheMonitor()
     {
         using var loop = LoopControl.OpenOrFail();

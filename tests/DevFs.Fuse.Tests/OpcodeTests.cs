@@ -395,7 +395,6 @@ public class DefaultFileSystemTests
     public void Ioctl_DefaultsToEnotty() =>
         _h.AssertError(_h.Send(FuseOpcode.FUSE_IOCTL, 2, Bytes(new fuse_ioctl_in { cmd = 1 })), Errno.ENOTTY);
 
-    [TestCase(FuseOpcode.FUSE_FLUSH)]
     [TestCase(FuseOpcode.FUSE_RELEASE)]
     [TestCase(FuseOpcode.FUSE_RELEASEDIR)]
     public void CloseOperations_DefaultToOk(FuseOpcode opcode) => _h.AssertOk(_h.Send(opcode, 2, new byte[24]));
@@ -424,6 +423,8 @@ public class DefaultFileSystemTests
         yield return new TestCaseData(FuseOpcode.FUSE_READ, new byte[40]);
         yield return new TestCaseData(FuseOpcode.FUSE_WRITE, new byte[40]);
         yield return new TestCaseData(FuseOpcode.FUSE_FSYNC, new byte[16]);
+        // ENOSYS to FLUSH makes the kernel stop sending FLUSH: close() no longer waits for the daemon.
+        yield return new TestCaseData(FuseOpcode.FUSE_FLUSH, new byte[24]);
         yield return new TestCaseData(FuseOpcode.FUSE_READDIR, new byte[40]);
         yield return new TestCaseData(FuseOpcode.FUSE_ACCESS, new byte[8]);
     }
