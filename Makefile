@@ -7,7 +7,7 @@ CONFIG      ?= Release
 ARTIFACTS   := $(CURDIR)/artifacts
 DEVFS       := $(ARTIFACTS)/devfs
 RUN_DIR     ?= /tmp/devfs-run
-DEB_PACKAGES := fuse3 util-linux iproute2 procps kmod
+DEB_PACKAGES := fuse3 util-linux uidmap iproute2 procps kmod
 UNIT_TESTS  := tests/DevFs.Fuse.Tests tests/DevFs.Devices.Tests tests/DevFs.Policy.Tests
 SOURCES     := $(shell find src policies -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.yaml' \) 2>/dev/null) Directory.Build.props Directory.Packages.props
 
