@@ -30,6 +30,7 @@ public static class CommandLine
           container=NAME    the container: shows global devices, its policy rules' and the ones it owns
           pid=PID           the container's user namespace, by a process inside it
           userns=PATH       the same, by its namespace file (/proc/PID/ns/user); owners map through its id maps
+          idmap=IN:OUT:N    the container's id range (as lxc.idmap), when it has no process yet
           nodev             never serve real device nodes: "auto" entries become proxies
           dev               allow device nodes (the default when root in the initial user namespace)
           workers=N         FUSE worker threads (default: number of CPUs, 2 to 8)

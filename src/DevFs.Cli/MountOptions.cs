@@ -11,6 +11,9 @@ public sealed record MountOptions
 
     /// <summary>pid=PID or userns=/proc/PID/ns/user: the container's user namespace.</summary>
     public string? UserNamespaceSpec { get; init; }
+
+    /// <summary>idmap=INSIDE:OUTSIDE:COUNT: the container's id range, when there is no process to read it from.</summary>
+    public Ownership.IdRange? IdMapSpec { get; init; }
     public ulong MountFlags { get; init; } = FuseMount.MS_NOSUID | FuseMount.MS_NOEXEC;
     public int? Workers { get; init; }
     public bool Debug { get; init; }
@@ -69,6 +72,14 @@ public sealed record MountOptions
                 throw new UsageException("ro: a /dev cannot be read-only (devices are written to); leave it out");
             case "userns":
                 return this with { UserNamespaceSpec = Require(key, value) };
+            case "idmap":
+                // INSIDE:OUTSIDE:COUNT for uids and gids alike, as in lxc.idmap: for hooks that run before
+                // the container has a process to name.
+                var parts = Require(key, value).Split(':');
+                if (parts.Length != 3 || !uint.TryParse(parts[0], out var inside) || !uint.TryParse(parts[1], out var outside) ||
+                    !uint.TryParse(parts[2], out var count) || count == 0)
+                    throw new UsageException($"idmap={value}: give INSIDE:OUTSIDE:COUNT, e.g. idmap=0:100000:65536");
+                return this with { IdMapSpec = new Ownership.IdRange(inside, outside, count) };
             case "pid":
                 if (!int.TryParse(Require(key, value), out var pid) || pid <= 0)
                     throw new UsageException($"pid={value}: give the process id of a process inside the container");
@@ -86,6 +97,13 @@ public sealed record MountOptions
     /// <summary>The user namespace named by userns= or pid=, or the initial one.</summary>
     public Ownership.UserNamespace ResolveUserNamespace()
     {
+        if (UserNamespaceSpec is not null && IdMapSpec is not null)
+            throw new UsageException("give either pid=/userns= or idmap=, not both");
+        if (IdMapSpec is { } range)
+        {
+            var map = new Ownership.IdMap([range]);
+            return new Ownership.UserNamespace(0, map, map);
+        }
         if (UserNamespaceSpec is null)
             return Ownership.UserNamespace.Initial;
         try
