@@ -1,5 +1,6 @@
 using DevFs.Fuse;
 using DevFs.Fuse.Abi;
+using DevFs.Policy;
 using DevFs.Proxy;
 using DevFs.View;
 using Microsoft.Extensions.Logging;
@@ -14,20 +15,23 @@ public sealed partial class DevFsFileSystem
     {
         if (device.Revoked)
         {
+            _logger.LogWarning("Refused open of {Path} ({Device}) for container {Container} pid {Pid} uid {Uid}: the device was removed or taken back; answered ENODEV",
+                device.Path, device.Device.DevName, _view.Container ?? "-", request.Caller.Pid, request.Caller.Uid);
             request.ReplyError(ENODEV);
             return;
         }
         if (!Permissions.Allows(device, request.Caller, AccessWanted(flags)))
         {
-            _logger.LogWarning("Refused open of {Path} ({Device}) for uid {Uid} gid {Gid} pid {Pid}: mode {Mode} does not allow it",
-                device.Path, device.Device.DevName, request.Caller.Uid, request.Caller.Gid, request.Caller.Pid, Convert.ToString(device.Mode & 0xfff, 8));
+            _logger.LogWarning("Refused open of {Path} ({Device}) for container {Container} pid {Pid} uid {Uid} gid {Gid}: mode {Mode} does not allow it; answered EACCES",
+                device.Path, device.Device.DevName, _view.Container ?? "-", request.Caller.Pid, request.Caller.Uid, request.Caller.Gid, Convert.ToString(device.Mode & 0xfff, 8));
             request.ReplyError(EACCES);
             return;
         }
         var error = DeviceNodeOpener.Open(device.Device, flags, _devRoot, out var file);
         if (error != 0)
         {
-            _logger.LogInformation("Opening host device {Device} for {Path} failed: {Error}", device.Device.DevName, device.Path, Errno.Describe(error));
+            _logger.LogInformation("Opening host device {Device} for {Path} (container {Container} pid {Pid}) failed: {Error}",
+                device.Device.DevName, device.Path, _view.Container ?? "-", request.Caller.Pid, Errno.Describe(error));
             request.ReplyError(error);
             return;
         }
@@ -65,6 +69,14 @@ public sealed partial class DevFsFileSystem
         try
         {
             var n = handle.Read(buffer.AsSpan(0, (int)size), (long)offset);
+            // The real descriptor is always non-blocking. A caller that wants to block waits on the
+            // poller, not on this worker: its request is parked and answered when data comes.
+            if (n == -EAGAIN && (flags & O_NONBLOCK) == 0)
+            {
+                if (Park(handle, request, poller => poller.ParkRead(handle, request, (int)size, (long)offset)))
+                    return;
+                n = -ENODEV;
+            }
             if (n < 0)
                 request.ReplyError(-n);
             else
@@ -94,10 +106,31 @@ public sealed partial class DevFsFileSystem
             return;
         }
         var n = handle.Write(data, (long)offset);
+        if (n == -EAGAIN && (flags & O_NONBLOCK) == 0)
+        {
+            var copy = data.ToArray();
+            if (Park(handle, request, poller => poller.ParkWrite(handle, request, copy, (long)offset)))
+                return;
+            n = -ENODEV;
+        }
         if (n < 0)
             request.ReplyError(-n);
         else
             request.ReplyWrite((uint)n);
+    }
+
+    /// <summary>Parks a request on the mount's poller and answers EINTR if the kernel interrupts it; false if the handle went.</summary>
+    private bool Park(ProxyHandle handle, FuseRequest request, Func<ProxyPoller, bool> park)
+    {
+        var poller = _handles.Poller(kh => _notifier.PollWakeup(kh));
+        if (poller is null || !park(poller))
+            return false;
+        request.OnInterrupt(() =>
+        {
+            if (poller.Unpark(handle, request))
+                request.ReplyError(EINTR);
+        });
+        return true;
     }
 
     public override void Fsync(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly)
@@ -122,6 +155,78 @@ public sealed partial class DevFsFileSystem
             return;
         }
         var revents = handle.PollNow((short)events);
-        request.ReplyPoll(revents < 0 ? (uint)(POLLERR | POLLHUP) : (uint)revents);
+        if (revents < 0)
+        {
+            request.ReplyPoll((uint)(POLLERR | POLLHUP));
+            return;
+        }
+        // Not ready and the caller will wait: watch the real descriptor and wake kh once it is.
+        if (revents == 0 && scheduleNotify)
+        {
+            var poller = _handles.Poller(wakeup => _notifier.PollWakeup(wakeup));
+            if (poller is null || !poller.WatchPoll(handle, kh, events))
+            {
+                request.ReplyPoll((uint)(POLLERR | POLLHUP));
+                return;
+            }
+            // Readiness may have come between the check and the watch: the poller's arm reports it
+            // (epoll checks at once), so the wakeup follows this answer rather than being lost.
+        }
+        request.ReplyPoll((uint)revents);
+    }
+
+    public override void Ioctl(FuseRequest request, ulong nodeId, ulong fh, FuseIoctlFlags flags, uint cmd, ulong arg, ReadOnlySpan<byte> input, uint outputSize)
+    {
+        var handle = fh == 0 ? null : _handles.Get(fh);
+        if (handle is null)
+        {
+            request.ReplyError(fh == 0 ? ENOTTY : EBADF);
+            return;
+        }
+        if (handle.Revoked)
+        {
+            request.ReplyError(ENODEV);
+            return;
+        }
+        var device = handle.Owner as DeviceNode;
+        if ((flags & (FuseIoctlFlags.FUSE_IOCTL_COMPAT | FuseIoctlFlags.FUSE_IOCTL_COMPAT_X32)) != 0)
+        {
+            RefuseIoctl(request, device, handle, cmd, ENOTTY, "a 32-bit caller: struct layouts differ and are not translated");
+            return;
+        }
+        var shape = IoctlForwarder.Classify(cmd, out var whyNot);
+        if (shape is null)
+        {
+            RefuseIoctl(request, device, handle, cmd, ENOTTY, whyNot!);
+            return;
+        }
+        var decision = (device?.Spec.Rule.Ioctls ?? IoctlPolicy.BuiltIn).Decide(cmd);
+        if (!decision.Allowed)
+        {
+            RefuseIoctl(request, device, handle, cmd, EPERM, decision.Reason);
+            return;
+        }
+        var outcome = IoctlForwarder.Forward(handle, request.Caller.Pid, cmd, arg, shape.Value, input, outputSize);
+        if (outcome.Refusal is not null)
+        {
+            RefuseIoctl(request, device, handle, cmd, outcome.Error, outcome.Refusal);
+            return;
+        }
+        if (outcome.Error != 0)
+        {
+            _logger.LogDebug("ioctl {Command} on {Device} for pid {Pid}: {Error}", IoctlCommand.Describe(cmd), handle.Device.DevName,
+                request.Caller.Pid, Errno.Describe(outcome.Error));
+            request.ReplyError(outcome.Error);
+            return;
+        }
+        request.ReplyIoctl(outcome.Result, outcome.Output.AsSpan(0, Math.Min(outcome.Output.Length, (int)outputSize)));
+    }
+
+    private void RefuseIoctl(FuseRequest request, DeviceNode? device, ProxyHandle handle, uint cmd, int error, string reason)
+    {
+        _logger.LogWarning("Refused ioctl {Command} on {Path} ({Device}) for container {Container} pid {Pid} uid {Uid}: {Reason}; answered {Errno}",
+            IoctlCommand.Describe(cmd), device?.Path ?? "?", handle.Device.DevName, _view.Container ?? "-", request.Caller.Pid,
+            request.Caller.Uid, reason, error == EPERM ? "EPERM" : error == ENOTTY ? "ENOTTY" : Errno.Describe(error));
+        request.ReplyError(error);
     }
 }

@@ -15,8 +15,10 @@ public sealed class DeviceRule
         Glob? devName, IReadOnlyList<string> subsystems, DeviceKind? kind,
         IReadOnlyList<NumberRange> majors, IReadOnlyList<NumberRange> minors, string? devType,
         IReadOnlyList<KeyValuePair<string, Glob>> attributes,
-        AccessMode access, uint? mode, uint uid, uint gid, bool global, string? path)
+        AccessMode access, uint? mode, uint uid, uint gid, bool global, string? path,
+        IoctlPolicy? ioctls = null)
     {
+        Ioctls = ioctls ?? IoctlPolicy.BuiltIn;
         Source = source;
         Line = line;
         Column = column;
@@ -87,6 +89,9 @@ public sealed class DeviceRule
 
     /// <summary>The rule's <c>path:</c> template (may hold {devname}, {name}, {major}, {minor}); null to use the device's DevName.</summary>
     public string? Path { get; }
+
+    /// <summary>Which ioctls a proxy entry of this rule forwards (the rule's <c>ioctls:</c>, then <c>defaults: ioctls:</c>, then the built-in default).</summary>
+    public IoctlPolicy Ioctls { get; }
 
     /// <summary>Whether every criterion of the rule holds for <paramref name="d"/>.</summary>
     public bool Matches(HostDevice d)

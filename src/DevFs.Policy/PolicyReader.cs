@@ -13,10 +13,11 @@ internal sealed class PolicyReader
     private const int MaxSegmentLength = 255;
 
     private static readonly string[] TopKeys = ["version", "defaults", "directories", "symlinks", "devices", "containers"];
-    private static readonly string[] DefaultsKeys = ["access", "mode", "uid", "gid"];
+    private static readonly string[] DefaultsKeys = ["access", "mode", "uid", "gid", "ioctls"];
     private static readonly string[] DirectoryKeys = ["path", "mode", "uid", "gid"];
     private static readonly string[] SymlinkKeys = ["path", "target"];
-    private static readonly string[] RuleKeys = ["match", "access", "mode", "uid", "gid", "global", "path"];
+    private static readonly string[] RuleKeys = ["match", "access", "mode", "uid", "gid", "global", "path", "ioctls"];
+    private static readonly string[] IoctlKeys = ["allow", "deny"];
     private static readonly string[] MatchKeys = ["devname", "subsystem", "kind", "major", "minor", "devtype", "attributes"];
     private static readonly string[] ContainerKeys = ["devices"];
 
@@ -28,6 +29,7 @@ internal sealed class PolicyReader
     private uint? _defaultMode;
     private uint _defaultUid;
     private uint _defaultGid;
+    private IoctlList _defaultIoctls = IoctlList.Empty;
 
     private PolicyReader(string source) => _source = source;
 
@@ -119,6 +121,8 @@ internal sealed class PolicyReader
             _defaultUid = uid;
         if (keys.TryGetValue("gid", out var g) && Id(g.Value, "gid") is { } gid)
             _defaultGid = gid;
+        if (keys.TryGetValue("ioctls", out var io) && Ioctls(io.Value, "defaults.ioctls") is { } ioctls)
+            _defaultIoctls = ioctls;
     }
 
     private void ReadDirectory(YNode node, List<DirectoryRule> into, Dictionary<string, (string, int)> used)
@@ -337,12 +341,17 @@ internal sealed class PolicyReader
         string? path = null;
         if (keys.TryGetValue("path", out var p))
             path = Path(p.Value, "path", allowPlaceholders: true);
+        var ruleIoctls = IoctlList.Empty;
+        if (keys.TryGetValue("ioctls", out var io) && Ioctls(io.Value, "ioctls") is { } parsedIoctls)
+            ruleIoctls = parsedIoctls;
 
         if (_errors.Count > errorsBefore)
             return null;
+        var where = container is null ? $"{_source}:{map.Line}:{map.Column}" : $"{_source}:{map.Line}:{map.Column} (container {container})";
         return new DeviceRule(_source, map.Line, map.Column, container,
             devName, subsystems, kind, majors, minors, devType, attributes,
-            access, mode, uid, gid, global, path);
+            access, mode, uid, gid, global, path,
+            new IoctlPolicy(ruleIoctls, _defaultIoctls, where));
     }
 
     private void ReadAttributes(YNode node, List<KeyValuePair<string, Glob>> into)
@@ -403,6 +412,57 @@ internal sealed class PolicyReader
     }
 
     // ---------------------------------------------------------------- values
+
+    /// <summary><c>ioctls: { allow: [...], deny: [...] }</c>: numbers (0x5401, 21505), names from the table, or "*".</summary>
+    private IoctlList? Ioctls(YNode node, string what)
+    {
+        if (node is YScalar { IsNull: true })
+            return IoctlList.Empty;
+        if (node is not YMapping map)
+        {
+            Error(node, $"{what} must be a mapping with the keys allow and deny, e.g. {{ allow: [RNDGETENTCNT, 0x5401], deny: [\"*\"] }}; found {node.KindName}");
+            return null;
+        }
+        var keys = Keys(map, what, IoctlKeys);
+        var ok = true;
+        var allow = new HashSet<uint>();
+        var deny = new HashSet<uint>();
+        bool allowAll = false, denyAll = false;
+        foreach (var (key, into) in new[] { ("allow", allow), ("deny", deny) })
+        {
+            if (!keys.TryGetValue(key, out var list))
+                continue;
+            const string expected = "a command number (0x5401), a known name (TCGETS) or \"*\" for every command";
+            foreach (var item in ScalarOrList(list.Value, $"{what}.{key}", "a list of " + expected))
+            {
+                if (Scalar(item, $"{what}.{key}", expected) is not { } text)
+                {
+                    ok = false;
+                    continue;
+                }
+                if (text.Trim() == "*")
+                {
+                    if (key == "allow") allowAll = true; else denyAll = true;
+                    continue;
+                }
+                if (!IoctlCommand.TryParse(text, out var cmd))
+                {
+                    var hint = Suggest(text.Trim().ToLowerInvariant(), IoctlCommand.Names.Select(n => n.ToLowerInvariant()).ToArray()) is { } s
+                        ? $" (did you mean '{s.ToUpperInvariant()}'?)" : "";
+                    Error(item, $"{what}.{key}: '{text}' is not an ioctl command; expected {expected}{hint}. Known names are listed in docs/ioctl.md");
+                    ok = false;
+                    continue;
+                }
+                into.Add(cmd);
+            }
+        }
+        foreach (var cmd in allow.Intersect(deny))
+        {
+            Error(map, $"{what}: command {IoctlCommand.Describe(cmd)} is both allowed and denied; keep it in one list");
+            ok = false;
+        }
+        return ok ? new IoctlList(allow, allowAll, deny, denyAll) : null;
+    }
 
     private AccessMode? Access(YNode node)
     {

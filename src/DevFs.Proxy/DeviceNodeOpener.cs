@@ -19,7 +19,9 @@ public static unsafe class DeviceNodeOpener
     public static int Open(HostDevice device, int callerFlags, string devRoot, out DeviceFileHandle? handle)
     {
         handle = null;
-        var flags = (callerFlags & PassThroughFlags) | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW;
+        // Always non-blocking: a read or write that would wait is parked on the poller instead of
+        // holding a worker thread; the caller's own O_NONBLOCK comes with each request (fuse_read_in.flags).
+        var flags = (callerFlags & PassThroughFlags) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW;
         // O_EXCL on a block device means "not mounted or in use"; on others it is meaningless.
         if (device.Kind != DeviceKind.Block)
             flags &= ~O_EXCL;

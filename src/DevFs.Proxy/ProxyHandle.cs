@@ -103,12 +103,44 @@ public sealed unsafe class ProxyHandle
         }
     }
 
+    /// <summary>ioctl(2) on the real descriptor with arg as given (a number or a daemon pointer); the result or a negative errno.</summary>
+    public int Ioctl(uint cmd, nuint arg)
+    {
+        if (!TryEnter(out var fd))
+            return -ENODEV;
+        try
+        {
+            var r = Native.Ioctl(fd, cmd, arg);
+            return r < 0 ? -Native.LastError : r;
+        }
+        finally
+        {
+            _file.DangerousRelease();
+        }
+    }
+
+    /// <summary>Told once when the handle is revoked or closed, before its descriptor closes (the poller lets go of it).</summary>
+    internal Action<ProxyHandle>? RevokedCallback { get; set; }
+
     /// <summary>From now on every operation fails with ENODEV; the descriptor closes once no call uses it.</summary>
     public void Revoke()
     {
-        if (Interlocked.Exchange(ref _revoked, 1) == 0)
+        if (Interlocked.Exchange(ref _revoked, 1) != 0)
+            return;
+        try
+        {
+            RevokedCallback?.Invoke(this);
+        }
+        finally
+        {
             _file.Dispose();
+        }
     }
+
+    /// <summary>A reference on the descriptor for the poller, which watches it until <see cref="ReleaseWatch"/>.</summary>
+    internal bool TryAddWatch(out int fd) => TryEnter(out fd);
+
+    internal void ReleaseWatch() => _file.DangerousRelease();
 
     /// <summary>The caller closed its file.</summary>
     public void Close() => Revoke();

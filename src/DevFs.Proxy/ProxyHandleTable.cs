@@ -1,11 +1,34 @@
 namespace DevFs.Proxy;
 
-/// <summary>The open proxy handles of one mount, by the fh the kernel passes back.</summary>
+/// <summary>The open proxy handles of one mount, by the fh the kernel passes back, and the mount's poller.</summary>
 public sealed class ProxyHandleTable
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<ulong, ProxyHandle> _handles = new();
     private ulong _next = 1;
+    private ProxyPoller? _poller;
+    private bool _closed;
+
+    /// <summary>The mount's one epoll thread, started on first use; null once the table is closed.</summary>
+    public ProxyPoller? Poller(Action<ulong> wakeup)
+    {
+        lock (_lock)
+        {
+            if (_closed)
+                return null;
+            return _poller ??= new ProxyPoller(wakeup);
+        }
+    }
+
+    /// <summary>The poller if it was started.</summary>
+    public ProxyPoller? ExistingPoller
+    {
+        get
+        {
+            lock (_lock)
+                return _poller;
+        }
+    }
 
     public int Count
     {
@@ -22,6 +45,8 @@ public sealed class ProxyHandleTable
         {
             var fh = _next++;
             _handles[fh] = handle;
+            // Revoked or closed: the poller wakes its pollers, answers its parked requests, lets go of the fd.
+            handle.RevokedCallback = h => ExistingPoller?.Forget(h);
             return fh;
         }
     }
@@ -54,12 +79,16 @@ public sealed class ProxyHandleTable
     public void CloseAll()
     {
         ProxyHandle[] all;
+        ProxyPoller? poller;
         lock (_lock)
         {
             all = _handles.Values.ToArray();
             _handles.Clear();
+            poller = _poller;
+            _closed = true;
         }
         foreach (var handle in all)
             handle.Close();
+        poller?.Dispose();
     }
 }
