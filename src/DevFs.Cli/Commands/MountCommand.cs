@@ -128,7 +128,11 @@ public static unsafe class MountCommand
         if (Volatile.Read(ref stopRequested) != 0)
             mount.Unmount();
         ReportReady(readyFd, "ready");
+        using var systemd = new SystemdNotifier();
+        systemd.Ready($"serving {mountPoint}");
+        systemd.StartWatchdog(() => !mount.Ended.IsCompleted);
         mount.Ended.Wait();
+        systemd.Stopping();
         logger.LogInformation("{MountPoint} is unmounted; exiting", mountPoint);
         return CommandLine.Ok;
     }
