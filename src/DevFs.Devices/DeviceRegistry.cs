@@ -244,13 +244,9 @@ public sealed class DeviceRegistry : IDisposable
             {
                 fds[0] = new pollfd { fd = _socket!.Fd, events = POLLIN };
                 fds[1] = new pollfd { fd = _eventFd, events = POLLIN };
-                int r = poll(fds, 2, -1);
+                int r = NativePoll.Poll(fds, 2, -1, out int pollError);
                 if (r < 0)
-                {
-                    if (errno == EINTR)
-                        continue;
-                    throw UeventSocket.Error("poll");
-                }
+                    throw UeventSocket.Error("poll", pollError);
                 if ((fds[1].revents & POLLIN) != 0)
                 {
                     ulong v;

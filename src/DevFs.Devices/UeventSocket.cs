@@ -157,15 +157,10 @@ public sealed unsafe class UeventSocket : IDisposable
     public bool WaitReadable(int timeoutMs)
     {
         var pfd = new pollfd { fd = Fd, events = POLLIN };
-        while (true)
-        {
-            int r = poll(&pfd, 1, timeoutMs);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0)
-                throw Error("poll(uevent socket)");
-            return r > 0;
-        }
+        int r = NativePoll.Poll(&pfd, 1, timeoutMs, out int error);
+        if (r < 0)
+            throw Error("poll(uevent socket)", error);
+        return r > 0;
     }
 
     public void Dispose()
