@@ -80,7 +80,7 @@ public class ErrorTests
     [Test]
     public void UnknownKeyInRule() =>
         OneError("version: 1\ndevices:\n  - match: { devname: x }\n    acess: proxy\n", 4, 5,
-            "unknown key 'acess' in device rule; expected one of: match, access, mode, uid, gid, global, path (did you mean 'access'?)");
+            "unknown key 'acess' in device rule; expected one of: match, access, mode, uid, gid, global, path, ioctls (did you mean 'access'?)");
 
     [Test]
     public void UnknownTopLevelKey() =>
