@@ -44,13 +44,13 @@ public sealed class OwnershipTests
     [Test]
     public void TwoContainersEachSeeTheirOwnDevicesAndAssignmentMovesOneLive()
     {
-        using var loop = LoopDevice.Add();
+        using var loops = LoopControl.OpenOrFail();
+        var name = AddLoop(loops);
         using var a = new TestContainer(100000);
         using var b = new TestContainer(200000);
         var policy = Environment.PolicyPath("examples/loop.yaml");
         using var mountA = DevFsMount.Start($"container=a,pid={a.Pid},policy={policy}");
         using var mountB = DevFsMount.Start($"container=b,pid={b.Pid},policy={policy}");
-        var name = loop.Name;
         Assert.That(File.Exists(mountA[name]) || Directory.Exists(mountA[name]), Is.False, "a loop device nobody owns is in no container");
         Assert.That(Run.Command("stat", [mountA[name]]).ExitCode, Is.Not.EqualTo(0));
         Assert.That(Run.Command("stat", [mountA["loop-control"]]).ExitCode, Is.EqualTo(0), "loop-control is global in loop.yaml");
@@ -59,7 +59,7 @@ public sealed class OwnershipTests
         Assert.That(Environment.WaitUntil(() => Run.Command("stat", [mountA[name]]).ExitCode == 0, TimeSpan.FromSeconds(5)), "assigned device never appeared in a");
         Assert.That(Run.Command("stat", [mountB[name]]).ExitCode, Is.Not.EqualTo(0), "b must not see a's device");
         var insideA = a.Run(mountA.MountPoint, $"stat -c '%U:%G %F %t:%T' /dev/{name}");
-        Assert.That(insideA.Stdout.Trim(), Is.EqualTo("root:root block special file 7:" + loop.Index.ToString("x")), insideA.Output);
+        Assert.That(insideA.Stdout.Trim(), Is.EqualTo("root:root block special file 7:" + int.Parse(name[4..]).ToString("x")), insideA.Output);
         Assert.That(b.Run(mountB.MountPoint, $"ls /dev/{name}").ExitCode, Is.Not.EqualTo(0));
 
         var taken = Run.Command(Environment.DevFsBinary, ["assign", name, "b"]);
@@ -77,15 +77,24 @@ public sealed class OwnershipTests
     [Test]
     public void AssignmentsSurviveARestartOfDevfs()
     {
-        using var loop = LoopDevice.Add();
-        Assert.That(Run.Command(Environment.DevFsBinary, ["assign", loop.Name, "a"]).ExitCode, Is.EqualTo(0));
+        using var loops = LoopControl.OpenOrFail();
+        var name = AddLoop(loops);
+        Assert.That(Run.Command(Environment.DevFsBinary, ["assign", name, "a"]).ExitCode, Is.EqualTo(0));
         using var container = new TestContainer(100000);
         var options = $"container=a,pid={container.Pid},policy={Environment.PolicyPath("examples/loop.yaml")}";
         var first = DevFsMount.Start(options);
-        Assert.That(Run.Command("stat", [first[loop.Name]]).ExitCode, Is.EqualTo(0));
+        Assert.That(Run.Command("stat", [first[name]]).ExitCode, Is.EqualTo(0));
         first.Dispose();
         using var second = DevFsMount.Start(options);
-        Assert.That(Run.Command("stat", [second[loop.Name]]).ExitCode, Is.EqualTo(0), "a new devfs process must find the assignment");
+        Assert.That(Run.Command("stat", [second[name]]).ExitCode, Is.EqualTo(0), "a new devfs process must find the assignment");
+    }
+
+    /// <summary>A new loop device at a free index, for this test only; returns its name.</summary>
+    private static string AddLoop(LoopControl loops)
+    {
+        var index = loops.FreeIndex(500 + System.Environment.ProcessId % 50 * 10);
+        loops.AddExact(index);
+        return $"loop{index}";
     }
 
     [Test]
