@@ -206,6 +206,11 @@ public sealed partial class DevFsFileSystem
             RefuseIoctl(request, device, handle, cmd, EPERM, decision.Reason);
             return;
         }
+        if (_loopControl.Refusal(handle.Device, cmd, arg) is { } notOurs)
+        {
+            RefuseIoctl(request, device, handle, cmd, EPERM, notOurs);
+            return;
+        }
         var outcome = IoctlForwarder.Forward(handle, request.Caller.Pid, cmd, arg, shape.Value, input, outputSize);
         if (outcome.Refusal is not null)
         {
@@ -219,6 +224,7 @@ public sealed partial class DevFsFileSystem
             request.ReplyError(outcome.Error);
             return;
         }
+        _loopControl.Succeeded(handle.Device, cmd, arg, outcome.Result);
         request.ReplyIoctl(outcome.Result, outcome.Output.AsSpan(0, Math.Min(outcome.Output.Length, (int)outputSize)));
     }
 

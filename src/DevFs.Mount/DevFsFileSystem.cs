@@ -1,6 +1,7 @@
 using DevFs.Devices;
 using DevFs.Fuse;
 using DevFs.Fuse.Abi;
+using DevFs.Ownership;
 using DevFs.Policy;
 using DevFs.Proxy;
 using DevFs.View;
@@ -19,14 +20,16 @@ public sealed partial class DevFsFileSystem : FuseFileSystem
     public static readonly TimeSpan CacheValidity = TimeSpan.FromSeconds(60);
 
     private readonly ContainerView _view;
+    private readonly LoopControlOwnership _loopControl;
     private readonly ProxyHandleTable _handles = new();
     private readonly DirectoryHandleTable _directories = new();
     private readonly ILogger _logger;
     private readonly string _devRoot;
     private FuseNotifier _notifier = FuseNotifier.Disconnected;
 
-    public DevFsFileSystem(ContainerView view, ILogger logger, string devRoot = "/dev")
+    public DevFsFileSystem(ContainerView view, ILogger logger, AssignmentStore? assignments = null, string devRoot = "/dev")
     {
+        _loopControl = new LoopControlOwnership(view.Container, assignments);
         _view = view;
         _logger = logger;
         _devRoot = devRoot;

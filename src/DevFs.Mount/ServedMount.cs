@@ -65,7 +65,7 @@ public sealed class ServedMount : IDisposable
             request.UserNamespace, device => assignments.OwnerOf(device.DevName));
         Action reevaluate = view.Reevaluate;
         assignments.Changed += reevaluate;
-        var fs = new DevFsFileSystem(view, loggers.CreateLogger("devfs.fs"));
+        var fs = new DevFsFileSystem(view, loggers.CreateLogger("devfs.fs"), assignments);
         // Subscribe before taking the snapshot so that no event falls between the two.
         EventHandler<DeviceEventArgs> added = (_, e) => view.AddDevice(e.Device);
         EventHandler<DeviceEventArgs> removed = (_, e) => view.RemoveDevice(e.Device);

@@ -89,6 +89,44 @@ public sealed class OwnershipTests
         Assert.That(Run.Command("stat", [second[name]]).ExitCode, Is.EqualTo(0), "a new devfs process must find the assignment");
     }
 
+    [Test]
+    public void ALoopDeviceMadeInsideAContainerIsOnlyItsOwn()
+    {
+        using var loops = LoopControl.OpenOrFail(); // only to pick a free index and clean up on failure
+        var index = loops.FreeIndex(600 + System.Environment.ProcessId % 50 * 10);
+        using var a = new TestContainer(100000);
+        using var b = new TestContainer(200000);
+        var policy = Environment.PolicyPath("examples/loop.yaml");
+        using var mountA = DevFsMount.Start($"container=a,pid={a.Pid},policy={policy}");
+        using var mountB = DevFsMount.Start($"container=b,pid={b.Pid},policy={policy}");
+        try
+        {
+            var made = a.Run(mountA.MountPoint, $"python3 -c \"import fcntl,os; fd=os.open('/dev/loop-control', os.O_RDWR); print(fcntl.ioctl(fd, 0x4C80, {index}))\"");
+            Assert.That(made.ExitCode, Is.EqualTo(0), made.Output);
+            Assert.That(made.Stdout.Trim(), Is.EqualTo(index.ToString()));
+            var name = $"loop{index}";
+            Assert.That(Environment.WaitUntil(() => Run.Command("stat", [mountA[name]]).ExitCode == 0, TimeSpan.FromSeconds(5)), "a's own loop device never appeared in a");
+            Assert.That(a.Run(mountA.MountPoint, $"stat -c %U /dev/{name}").Stdout.Trim(), Is.EqualTo("root"));
+            Assert.That(Run.Command("stat", [mountB[name]]).ExitCode, Is.Not.EqualTo(0), "b must not see a's loop device");
+            Assert.That(Run.Command(Environment.DevFsBinary, ["assignments"]).Stdout, Does.Match($@"(?m)^{name}\s+a\s+created"));
+
+            var stolen = b.Run(mountB.MountPoint, $"python3 -c \"import fcntl,os; fd=os.open('/dev/loop-control', os.O_RDWR); fcntl.ioctl(fd, 0x4C81, {index})\"");
+            Assert.That(stolen.ExitCode, Is.Not.EqualTo(0), "b removed a's loop device");
+            Assert.That(stolen.Stderr, Does.Contain("Operation not permitted"));
+            Assert.That(Directory.Exists($"/sys/block/{name}"), Is.True);
+
+            var removed = a.Run(mountA.MountPoint, $"python3 -c \"import fcntl,os; fd=os.open('/dev/loop-control', os.O_RDWR); fcntl.ioctl(fd, 0x4C81, {index})\"");
+            Assert.That(removed.ExitCode, Is.EqualTo(0), removed.Output);
+            Assert.That(Environment.WaitUntil(() => Run.Command("stat", [mountA[name]]).ExitCode != 0, TimeSpan.FromSeconds(5)), "removed loop device stayed in a");
+            Assert.That(Run.Command(Environment.DevFsBinary, ["assignments"]).Stdout, Does.Not.Contain(name));
+        }
+        finally
+        {
+            if (Directory.Exists($"/sys/block/loop{index}"))
+                loops.Adopt(index);
+        }
+    }
+
     /// <summary>A new loop device at a free index, for this test only; returns its name.</summary>
     private static string AddLoop(LoopControl loops)
     {

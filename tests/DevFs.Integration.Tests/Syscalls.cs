@@ -116,6 +116,9 @@ internal sealed unsafe class LoopControl : IDisposable
         _mine.Add(index);
     }
 
+    /// <summary>Takes charge of a loop device someone else made, so that Dispose removes it.</summary>
+    public void Adopt(int index) => _mine.Add(index);
+
     public void Remove(int index)
     {
         int err = TryRemove(index);

@@ -107,7 +107,10 @@ public class ShippedPolicyTests
         var lc = policy.Match(Dev.LoopControl);
         Assert.That(lc, Is.Not.Null);
         Assert.That(lc!.Path, Is.EqualTo("loop-control"));
-        Assert.That(lc.Access, Is.EqualTo(AccessMode.Auto));
+        Assert.That(lc.Access, Is.EqualTo(AccessMode.Proxy), "devfs must see loop-control's ioctls to know who made a loop device");
+        Assert.That(lc.Global, Is.True);
+        Assert.That(lc.Rule.Ioctls.Decide(0x4C80).Allowed, Is.True, "LOOP_CTL_ADD");
+        Assert.That(lc.Rule.Ioctls.Decide(0x4C82).Allowed, Is.True, "LOOP_CTL_GET_FREE");
 
         foreach (var d in new[] { Dev.Vda, Dev.Vda1, Dev.Tty0, Dev.TtyS0, Dev.Kmsg, Dev.Mem, Dev.Port, Dev.Fuse, Dev.Tun })
             Assert.That(policy.Match(d), Is.Null, d.DevName);
