@@ -7,11 +7,11 @@ CONFIG      ?= Release
 ARTIFACTS   := $(CURDIR)/artifacts
 DEVFS       := $(ARTIFACTS)/devfs
 RUN_DIR     ?= /tmp/devfs-run
-DEB_PACKAGES := fuse3 util-linux uidmap iproute2 procps kmod
+DEB_PACKAGES := fuse3 util-linux uidmap iproute2 procps kmod lxc busybox-static crun man-db
 UNIT_TESTS  := tests/DevFs.Fuse.Tests tests/DevFs.Devices.Tests tests/DevFs.Policy.Tests
 SOURCES     := $(shell find src policies -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.yaml' \) 2>/dev/null) Directory.Build.props Directory.Packages.props
 
-.PHONY: all deps restore build publish run test unit-test integration-test bench clean
+.PHONY: all deps restore build publish run test unit-test integration-test bench clean install uninstall deb
 
 all: publish
 
@@ -60,3 +60,61 @@ bench: deps $(DEVFS)
 clean:
 	rm -rf $(ARTIFACTS) TestResults
 	$(DOTNET) clean DevFs.sln
+
+# ---- system integration (packaging/): make install [PREFIX=/usr/local] [DESTDIR=...], make deb ----
+# mount(8) runs helpers without PATH, so mount.fuse3's /bin/sh finds `devfs` only in the shell's default
+# PATH (/usr/local/sbin, /usr/sbin, /sbin, ...): keep SBINDIR there for `mount -t fuse.devfs` and fstab.
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+SYSCONFDIR  ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+LXCHOOKDIR  ?= $(DATADIR)/devfs/lxc
+OCIHOOKDIR  ?= $(DATADIR)/devfs/oci
+DEB_VERSION ?= 1.0.0
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB_ROOT    := $(ARTIFACTS)/deb/root
+DEB_FILE    := $(ARTIFACTS)/devfs_$(DEB_VERSION)_$(DEB_ARCH).deb
+SUBST        = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LXCHOOKDIR@|$(LXCHOOKDIR)|g' -e 's|@OCIHOOKDIR@|$(OCIHOOKDIR)|g'
+
+# Installs the binary, policies (never overwriting an edited one), units, hooks and man pages.
+install: $(DEVFS)
+	install -D -m 0755 $(DEVFS) $(DESTDIR)$(SBINDIR)/devfs
+	install -d $(DESTDIR)$(SYSCONFDIR)/devfs/examples
+	@for f in default.yaml $$(cd policies && ls examples/*.yaml); do \
+	  if [ -e $(DESTDIR)$(SYSCONFDIR)/devfs/$$f ]; then echo "keeping $(DESTDIR)$(SYSCONFDIR)/devfs/$$f"; \
+	  else install -m 0644 policies/$$f $(DESTDIR)$(SYSCONFDIR)/devfs/$$f; fi; done
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(LXCHOOKDIR) $(DESTDIR)$(OCIHOOKDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	$(SUBST) packaging/systemd/devfs@.service > $(DESTDIR)$(UNITDIR)/devfs@.service && chmod 0644 $(DESTDIR)$(UNITDIR)/devfs@.service
+	$(SUBST) packaging/lxc/devfs-hook > $(DESTDIR)$(LXCHOOKDIR)/devfs-hook && chmod 0755 $(DESTDIR)$(LXCHOOKDIR)/devfs-hook
+	$(SUBST) packaging/lxc/devfs.conf > $(DESTDIR)$(LXCHOOKDIR)/devfs.conf && chmod 0644 $(DESTDIR)$(LXCHOOKDIR)/devfs.conf
+	$(SUBST) packaging/oci/devfs-oci-hook > $(DESTDIR)$(OCIHOOKDIR)/devfs-oci-hook && chmod 0755 $(DESTDIR)$(OCIHOOKDIR)/devfs-oci-hook
+	gzip -9n < packaging/man/devfs.8 > $(DESTDIR)$(MANDIR)/man8/devfs.8.gz
+	gzip -9n < packaging/man/devfs-policy.5 > $(DESTDIR)$(MANDIR)/man5/devfs-policy.5.gz
+
+# Removes what install put there, except policies that were edited since (compared with the shipped copy).
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/devfs $(DESTDIR)$(UNITDIR)/devfs@.service
+	rm -f $(DESTDIR)$(MANDIR)/man8/devfs.8.gz $(DESTDIR)$(MANDIR)/man5/devfs-policy.5.gz
+	rm -rf $(DESTDIR)$(LXCHOOKDIR) $(DESTDIR)$(OCIHOOKDIR)
+	-rmdir $(DESTDIR)$(DATADIR)/devfs 2>/dev/null
+	@for f in default.yaml $$(cd policies && ls examples/*.yaml); do \
+	  if cmp -s policies/$$f $(DESTDIR)$(SYSCONFDIR)/devfs/$$f; then rm -f $(DESTDIR)$(SYSCONFDIR)/devfs/$$f; \
+	  elif [ -e $(DESTDIR)$(SYSCONFDIR)/devfs/$$f ]; then echo "keeping edited $(DESTDIR)$(SYSCONFDIR)/devfs/$$f"; fi; done
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/devfs/examples $(DESTDIR)$(SYSCONFDIR)/devfs 2>/dev/null
+
+# A Debian package from a staged tree (dpkg-deb only, no debhelper): artifacts/devfs_VERSION_ARCH.deb.
+deb: $(DEVFS)
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory -o $(DEVFS) install DESTDIR=$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system
+	install -d $(DEB_ROOT)/DEBIAN $(DEB_ROOT)/usr/share/doc/devfs
+	sed -e 's|@VERSION@|$(DEB_VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	    -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" packaging/debian/control > $(DEB_ROOT)/DEBIAN/control
+	(cd $(DEB_ROOT) && find etc -type f | sed 's|^|/|' | sort) > $(DEB_ROOT)/DEBIAN/conffiles
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
+	install -m 0644 packaging/debian/copyright $(DEB_ROOT)/usr/share/doc/devfs/copyright
+	install -m 0644 README.md docs/policy.md docs/lxc.md docs/oci.md $(DEB_ROOT)/usr/share/doc/devfs/
+	(cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | sort | xargs md5sum) > $(DEB_ROOT)/DEBIAN/md5sums
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_FILE)
+	@echo "built $(DEB_FILE)"
