@@ -16,6 +16,9 @@ public static class CommandLine
           devfs SOURCE MOUNTPOINT [-o OPTION[,OPTION...]] [-f]
               Mount a /dev at MOUNTPOINT (what `mount -t fuse.devfs SOURCE MOUNTPOINT -o ...` runs).
               Returns once the mount is live and serves it in the background; -f stays in the foreground.
+          devfs serve [-d]                 The service: one process serving /run/devfs/NAME for many containers.
+          devfs ctl mount NAME [-o OPTIONS] | unmount NAME | list | devices NAME | status | events
+                                           Control the running service.
           devfs check POLICY...            Check policy files; print every error as file:line:column.
           devfs list [-o OPTION,...]       Print what a container's /dev would hold, without mounting.
           devfs assign DEVNAME CONTAINER [--move]
@@ -54,6 +57,8 @@ public static class CommandLine
                 "-V" or "--version" => PrintVersion(),
                 "check" => CheckCommand.Run(args[1..]),
                 "list" => ListCommand.Run(args[1..]),
+                "serve" => ServeCommand.Run(args[1..]),
+                "ctl" => ControlCommand.Run(args[1..]),
                 "assign" => AssignCommand.Assign(args[1..]),
                 "unassign" => AssignCommand.Unassign(args[1..]),
                 "assignments" => AssignCommand.List(args[1..]),

@@ -1,3 +1,5 @@
 using DevFs.Cli;
 
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
 return CommandLine.Run(args);
