@@ -87,6 +87,7 @@ install: $(DEVFS)
 	  else install -m 0644 policies/$$f $(DESTDIR)$(SYSCONFDIR)/devfs/$$f; fi; done
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(LXCHOOKDIR) $(DESTDIR)$(OCIHOOKDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
 	$(SUBST) packaging/systemd/devfs@.service > $(DESTDIR)$(UNITDIR)/devfs@.service && chmod 0644 $(DESTDIR)$(UNITDIR)/devfs@.service
+	$(SUBST) packaging/systemd/devfs.service > $(DESTDIR)$(UNITDIR)/devfs.service && chmod 0644 $(DESTDIR)$(UNITDIR)/devfs.service
 	$(SUBST) packaging/lxc/devfs-hook > $(DESTDIR)$(LXCHOOKDIR)/devfs-hook && chmod 0755 $(DESTDIR)$(LXCHOOKDIR)/devfs-hook
 	$(SUBST) packaging/lxc/devfs.conf > $(DESTDIR)$(LXCHOOKDIR)/devfs.conf && chmod 0644 $(DESTDIR)$(LXCHOOKDIR)/devfs.conf
 	$(SUBST) packaging/oci/devfs-oci-hook > $(DESTDIR)$(OCIHOOKDIR)/devfs-oci-hook && chmod 0755 $(DESTDIR)$(OCIHOOKDIR)/devfs-oci-hook
@@ -95,7 +96,7 @@ install: $(DEVFS)
 
 # Removes what install put there, except policies that were edited since (compared with the shipped copy).
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/devfs $(DESTDIR)$(UNITDIR)/devfs@.service
+	rm -f $(DESTDIR)$(SBINDIR)/devfs $(DESTDIR)$(UNITDIR)/devfs@.service $(DESTDIR)$(UNITDIR)/devfs.service
 	rm -f $(DESTDIR)$(MANDIR)/man8/devfs.8.gz $(DESTDIR)$(MANDIR)/man5/devfs-policy.5.gz
 	rm -rf $(DESTDIR)$(LXCHOOKDIR) $(DESTDIR)$(OCIHOOKDIR)
 	-rmdir $(DESTDIR)$(DATADIR)/devfs 2>/dev/null

@@ -159,11 +159,19 @@ public sealed class PackagingTests
             var unit = File.ReadAllText(Path.Combine(destdir, "usr/local/lib/systemd/system/devfs@.service"))
                 .Replace("/usr/local/sbin/devfs", Path.Combine(destdir, "usr/local/sbin/devfs"));
             Assert.That(unit, Does.Contain("Restart=on-failure").And.Contain("RuntimeDirectory=devfs/%i").And.Contain("ExecStop=/bin/umount /run/devfs/%i"));
+            Assert.That(unit, Does.Contain("Type=notify").And.Contain("WatchdogSec="), "devfs sends READY=1 and WATCHDOG=1");
             File.WriteAllText(Path.Combine(unitDir, "devfs@.service"), unit);
             File.CreateSymbolicLink(Path.Combine(unitDir, "devfs@web.service"), "devfs@.service");
-            var verify = Run.Command("systemd-analyze", ["verify", "--man=no", Path.Combine(unitDir, "devfs@web.service")]);
-            Assert.That(verify.ExitCode, Is.EqualTo(0), verify.Output);
-            Assert.That(verify.Output, Does.Not.Contain("devfs@"), verify.Output);
+            var service = File.ReadAllText(Path.Combine(destdir, "usr/local/lib/systemd/system/devfs.service"))
+                .Replace("/usr/local/sbin/devfs", Path.Combine(destdir, "usr/local/sbin/devfs"));
+            Assert.That(service, Does.Contain("Type=notify").And.Contain("devfs serve"));
+            File.WriteAllText(Path.Combine(unitDir, "devfs.service"), service);
+            foreach (var name in new[] { "devfs@web.service", "devfs.service" })
+            {
+                var verify = Run.Command("systemd-analyze", ["verify", "--man=no", Path.Combine(unitDir, name)]);
+                Assert.That(verify.ExitCode, Is.EqualTo(0), verify.Output);
+                Assert.That(verify.Output, Does.Not.Contain("devfs"), verify.Output);
+            }
         }
         finally
         {
