@@ -365,6 +365,12 @@ public sealed record FuseSessionOptions
     /// <summary>Worker threads, each reading its own cloned /dev/fuse channel.</summary>
     public int Workers { get; init; } = Math.Clamp(Environment.ProcessorCount, 2, 8);
 
+    /// <summary>
+    /// How long worker 0 spins for the next request before it sleeps (see FuseChannel.SpinBeforeSleep).
+    /// Only one worker spins, so at most one CPU is ever busy waiting, and only while requests keep coming.
+    /// </summary>
+    public TimeSpan SpinBeforeSleep { get; init; } = TimeSpan.FromMicroseconds(50);
+
     /// <summary>max_pages to ask for (the kernel caps it at /proc/sys/fs/fuse/max_pages_limit).</summary>
     public uint MaxPages { get; init; } = FuseLimits.MaxPagesLimit();
 }

@@ -58,6 +58,8 @@ public sealed class FuseSession : IDisposable
             var channel = i == 0 ? _channel : _channel.Clone();
             if (i > 0)
                 _clones.Add(channel);
+            if (i == 0)
+                channel.SpinBeforeSleep = _options.SpinBeforeSleep;
             var workerBuffer = i == 0 ? buffer : new byte[BufferSize];
             var thread = new Thread(() => Work(channel, workerBuffer))
             {
