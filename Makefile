@@ -7,22 +7,31 @@ CONFIG      ?= Release
 ARTIFACTS   := $(CURDIR)/artifacts
 DEVFS       := $(ARTIFACTS)/devfs
 RUN_DIR     ?= /tmp/devfs-run
-DEB_PACKAGES := fuse3 util-linux uidmap iproute2 procps kmod lxc busybox-static crun man-db
+# Debian packages: what serving needs (fusermount3, mount.fuse3), and what the tests use besides
+# (losetup, setpriv, newuidmap, ip, LXC with busybox, crun, man, python3 for ioctl calls, systemd-analyze).
+RUN_PACKAGES  := fuse3
+TEST_PACKAGES := $(RUN_PACKAGES) util-linux uidmap iproute2 procps kmod lxc busybox-static crun man-db python3 systemd dpkg-dev
 UNIT_TESTS  := tests/DevFs.Fuse.Tests tests/DevFs.Devices.Tests tests/DevFs.Policy.Tests
 SOURCES     := $(shell find src policies -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.yaml' \) 2>/dev/null) Directory.Build.props Directory.Packages.props
 
-.PHONY: all deps restore build publish run test unit-test integration-test bench clean install uninstall deb
+.PHONY: all run-deps test-deps restore build publish run test bench clean install uninstall deb
 
 all: publish
 
-# Debian packages the daemon and the tests use: fusermount3/mount.fuse3, losetup, ip.
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+define apt_install
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install$$missing" >&2; exit 1; fi; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+run-deps:
+	$(call apt_install,$(RUN_PACKAGES))
+
+test-deps:
+	$(call apt_install,$(TEST_PACKAGES))
 
 restore:
 	$(DOTNET) restore DevFs.sln
@@ -37,12 +46,12 @@ $(DEVFS): $(SOURCES)
 
 publish: $(DEVFS)
 
-run: deps $(DEVFS)
+run: run-deps $(DEVFS)
 	@mkdir -p $(RUN_DIR)
 	@echo "serving the default policy's /dev at $(RUN_DIR) (Ctrl-C unmounts)"
 	$(DEVFS) devfs $(RUN_DIR) -f
 
-test: deps build $(DEVFS)
+test: test-deps build $(DEVFS)
 	@set -o pipefail; rm -rf TestResults TestResults.log; status=0; \
 	for t in $(UNIT_TESTS) tests/DevFs.Integration.Tests; do \
 	  $(DOTNET) test $$t -c $(CONFIG) --no-build --logger "console;verbosity=normal" --results-directory TestResults \
@@ -54,7 +63,7 @@ test: deps build $(DEVFS)
 	echo "tests: $$passed passed, $$failed failed"; \
 	exit $$status
 
-bench: deps $(DEVFS)
+bench: run-deps $(DEVFS)
 	$(DOTNET) run --project tests/DevFs.Bench -c $(CONFIG) -- $(DEVFS)
 
 clean:
