@@ -44,6 +44,9 @@ public static unsafe class FuseMount
     {
         if (!Directory.Exists(mountPoint))
             throw new IOException($"mount point {mountPoint} does not exist or is not a directory: create it first");
+        // Without root, mount(2) is refused anyway, and /dev/fuse may not even open: fusermount3 (setuid) does both.
+        if (geteuid() != 0)
+            return MountWithFusermount(mountPoint, options);
         int fd;
         fixed (byte* path = "/dev/fuse\0"u8)
             fd = open(path, O_RDWR | O_CLOEXEC, 0);
@@ -108,7 +111,9 @@ public static unsafe class FuseMount
         try
         {
             var opts = new List<string> { "subtype=" + options.Subtype, "fsname=" + (options.Source.Length > 0 ? options.Source : options.Subtype) };
-            if (options.AllowOther)
+            // fusermount3 refuses allow_other for users unless /etc/fuse.conf says user_allow_other:
+            // then the mount is the user's own (a developer browsing a view), not a container's.
+            if (options.AllowOther && (geteuid() == 0 || UserAllowOther()))
                 opts.Add("allow_other");
             if (options.DefaultPermissions)
                 opts.Add("default_permissions");
@@ -125,6 +130,18 @@ public static unsafe class FuseMount
         {
             close(ours);
             close(theirs);
+        }
+    }
+
+    private static bool UserAllowOther()
+    {
+        try
+        {
+            return File.ReadLines("/etc/fuse.conf").Any(line => line.Trim() == "user_allow_other");
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 

@@ -1,5 +1,7 @@
 using NUnit.Framework;
 
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
 namespace DevFs.Integration.Tests;
 
 /// <summary>Where things are, and what the machine must have. Missing prerequisites fail, never skip.</summary>

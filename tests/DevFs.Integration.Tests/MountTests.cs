@@ -179,6 +179,39 @@ public sealed class MountTests
     }
 
     [Test]
+    public void UnprivilegedUserMountsThroughFusermount3()
+    {
+        Environment.RequireRootAndFuse();
+        var mountPoint = Directory.CreateTempSubdirectory("devfs-user-").FullName;
+        Run.Command("chown", ["65534:65534", mountPoint]);
+        // Debian's udev rule makes /dev/fuse 0666 so that fusermount3 works for users; this VM has no udev.
+        var fuseMode = File.GetUnixFileMode("/dev/fuse");
+        File.SetUnixFileMode("/dev/fuse", fuseMode | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+        string[] asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+        try
+        {
+            var mount = Run.Command(asNobody[0], [.. asNobody[1..], Environment.DevFsBinary, "devfs", mountPoint]);
+            Assert.That(mount.ExitCode, Is.EqualTo(0), mount.Output);
+            Assert.That(Environment.MountLine(mountPoint), Does.Contain("fuse.devfs").And.Contain("user_id=65534").And.Contain("nodev"));
+            var daemon = Environment.FindDaemon(mountPoint);
+            Assert.That(daemon, Is.Not.Null);
+            var use = Run.Command(asNobody[0], [.. asNobody[1..], "/bin/sh", "-c", $"stat -c %F {mountPoint}/zero && head -c 4 {mountPoint}/zero | od -An -tx1"]);
+            Assert.That(use.Stdout, Does.Contain("regular empty file").And.Contain("00 00 00 00"), "a user's mount is nodev: entries are proxies");
+            var unmount = Run.Command(asNobody[0], [.. asNobody[1..], "fusermount3", "-u", mountPoint]);
+            Assert.That(unmount.ExitCode, Is.EqualTo(0), unmount.Output);
+            Environment.WaitForExit(daemon!.Value, TimeSpan.FromSeconds(10));
+            Assert.That(Environment.ProcessExists(daemon.Value), Is.False);
+        }
+        finally
+        {
+            File.SetUnixFileMode("/dev/fuse", fuseMode);
+            if (Environment.IsMounted(mountPoint))
+                Run.Command("umount", ["-l", mountPoint]);
+            Directory.Delete(mountPoint);
+        }
+    }
+
+    [Test]
     public void ForegroundDaemonUnmountsOnSigterm()
     {
         Environment.RequireRootAndFuse();
