@@ -73,7 +73,7 @@ public sealed partial class DevFsFileSystem
             // poller, not on this worker: its request is parked and answered when data comes.
             if (n == -EAGAIN && (flags & O_NONBLOCK) == 0)
             {
-                if (Park(handle, request, poller => poller.ParkRead(handle, request, (int)size, (long)offset)))
+                if (MountPoller()?.ParkRead(handle, new ParkedRequest(request), (int)size, (long)offset) == true)
                     return;
                 n = -ENODEV;
             }
@@ -109,7 +109,7 @@ public sealed partial class DevFsFileSystem
         if (n == -EAGAIN && (flags & O_NONBLOCK) == 0)
         {
             var copy = data.ToArray();
-            if (Park(handle, request, poller => poller.ParkWrite(handle, request, copy, (long)offset)))
+            if (MountPoller()?.ParkWrite(handle, new ParkedRequest(request), copy, (long)offset) == true)
                 return;
             n = -ENODEV;
         }
@@ -119,18 +119,20 @@ public sealed partial class DevFsFileSystem
             request.ReplyWrite((uint)n);
     }
 
-    /// <summary>Parks a request on the mount's poller and answers EINTR if the kernel interrupts it; false if the handle went.</summary>
-    private bool Park(ProxyHandle handle, FuseRequest request, Func<ProxyPoller, bool> park)
+    /// <summary>The mount's poller (started on first use), waking poll waiters with NOTIFY_POLL; null once the mount's handles are closed.</summary>
+    private ProxyPoller? MountPoller() => _handles.Poller(kh => _notifier.PollWakeup(kh));
+
+    /// <summary>
+    /// A parked read or write as the poller sees it: the proxy layer knows nothing of FUSE, so the request
+    /// token is adapted here. The poller completes it once; later answers are ignored by FuseRequest.
+    /// </summary>
+    private sealed class ParkedRequest(FuseRequest request) : IParkedIo
     {
-        var poller = _handles.Poller(kh => _notifier.PollWakeup(kh));
-        if (poller is null || !park(poller))
-            return false;
-        request.OnInterrupt(() =>
-        {
-            if (poller.Unpark(handle, request))
-                request.ReplyError(EINTR);
-        });
-        return true;
+        public bool IsCompleted => request.IsAnswered;
+        public void CompleteWithData(ReadOnlySpan<byte> data) => request.ReplyData(data);
+        public void CompleteWithCount(uint count) => request.ReplyWrite(count);
+        public void CompleteWithError(int errno) => request.ReplyError(errno);
+        public void OnInterrupted(Action callback) => request.OnInterrupt(callback);
     }
 
     public override void Fsync(FuseRequest request, ulong nodeId, ulong fh, bool dataOnly)
@@ -163,7 +165,7 @@ public sealed partial class DevFsFileSystem
         // Not ready and the caller will wait: watch the real descriptor and wake kh once it is.
         if (revents == 0 && scheduleNotify)
         {
-            var poller = _handles.Poller(wakeup => _notifier.PollWakeup(wakeup));
+            var poller = MountPoller();
             if (poller is null || !poller.WatchPoll(handle, kh, events))
             {
                 request.ReplyPoll((uint)(POLLERR | POLLHUP));

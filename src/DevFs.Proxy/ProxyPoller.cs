@@ -1,14 +1,14 @@
-using DevFs.Fuse;
 using static Tmds.Linux.LibC;
 
 namespace DevFs.Proxy;
 
 /// <summary>
 /// One epoll thread per mount that waits on real device descriptors for two kinds of waiter:
-/// a poll(2)/select/epoll caller's kh (FUSE_POLL with SCHEDULE_NOTIFY), woken once with NOTIFY_POLL
-/// when the descriptor becomes ready; and blocking reads and writes that met EAGAIN, parked here as
-/// request tokens (no worker thread waits) and answered from this thread when the descriptor is ready,
-/// with EINTR when the kernel interrupts them, with ENODEV when the handle is revoked.
+/// a poll(2)/select/epoll caller's kh (on FUSE: FUSE_POLL with SCHEDULE_NOTIFY), woken once through the
+/// wakeup callback (NOTIFY_POLL) when the descriptor becomes ready; and blocking reads and writes that met
+/// EAGAIN, parked here as <see cref="IParkedIo"/> (no worker thread waits) and completed from this thread
+/// when the descriptor is ready, with EINTR when the caller is interrupted, with ENODEV when the handle is
+/// revoked.
 /// </summary>
 public sealed unsafe class ProxyPoller : IDisposable
 {
@@ -24,7 +24,7 @@ public sealed unsafe class ProxyPoller : IDisposable
     private ulong _nextId = 1;
     private int _disposed;
 
-    /// <param name="wakeup">Sends NOTIFY_POLL for a kh (FuseNotifier.PollWakeup); called from the poller thread or a revoking thread.</param>
+    /// <param name="wakeup">Wakes the poll waiter kh (the mount sends NOTIFY_POLL); called from the poller thread or a revoking thread.</param>
     public ProxyPoller(Action<ulong> wakeup)
     {
         _wakeup = wakeup;
@@ -44,7 +44,7 @@ public sealed unsafe class ProxyPoller : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Requests parked now (for tests and status).</summary>
+    /// <summary>Reads and writes parked now (for tests and status).</summary>
     public int ParkedCount
     {
         get
@@ -68,22 +68,25 @@ public sealed unsafe class ProxyPoller : IDisposable
         }
     }
 
-    /// <summary>Parks a blocking read until the descriptor is readable. False if the handle is revoked (answer ENODEV).</summary>
-    public bool ParkRead(ProxyHandle handle, FuseRequest request, int size, long offset) =>
-        Park(handle, new Parked(request, PollIn, size, null, offset));
+    /// <summary>
+    /// Parks a blocking read until the descriptor is readable; the poller completes io, with EINTR if the
+    /// caller is interrupted first. False if the handle is revoked (io is untouched: answer it ENODEV).
+    /// </summary>
+    public bool ParkRead(ProxyHandle handle, IParkedIo io, int size, long offset) =>
+        Park(handle, new Parked(io, PollIn, size, null, offset));
 
-    /// <summary>Parks a blocking write (data copied) until the descriptor is writable.</summary>
-    public bool ParkWrite(ProxyHandle handle, FuseRequest request, byte[] data, long offset) =>
-        Park(handle, new Parked(request, PollOut, 0, data, offset));
+    /// <summary>Parks a blocking write (data already copied: the caller's buffer does not outlive its call) until the descriptor is writable; as <see cref="ParkRead"/>.</summary>
+    public bool ParkWrite(ProxyHandle handle, IParkedIo io, byte[] data, long offset) =>
+        Park(handle, new Parked(io, PollOut, 0, data, offset));
 
-    /// <summary>Takes a parked request back (the kernel interrupted it); true if it was still parked, so the caller answers it.</summary>
-    public bool Unpark(ProxyHandle handle, FuseRequest request)
+    /// <summary>Takes a parked waiter back (its caller was interrupted); true if it was still parked, so the taker answers it.</summary>
+    private bool Unpark(ProxyHandle handle, IParkedIo io)
     {
         lock (_lock)
         {
             if (!_watches.TryGetValue(handle, out var watch))
                 return false;
-            var index = watch.Parked.FindIndex(p => ReferenceEquals(p.Request, request));
+            var index = watch.Parked.FindIndex(p => ReferenceEquals(p.Io, io));
             if (index < 0)
                 return false;
             watch.Parked.RemoveAt(index);
@@ -92,7 +95,7 @@ public sealed unsafe class ProxyPoller : IDisposable
         }
     }
 
-    /// <summary>The handle was revoked or closed: wake its pollers, answer its parked requests ENODEV, let go of its descriptor.</summary>
+    /// <summary>The handle was revoked or closed: wake its pollers, answer its parked reads and writes ENODEV, let go of its descriptor.</summary>
     public void Forget(ProxyHandle handle)
     {
         Watch? watch;
@@ -107,7 +110,7 @@ public sealed unsafe class ProxyPoller : IDisposable
         foreach (var kh in watch.Pollers.Keys)
             _wakeup(kh);
         foreach (var parked in watch.Parked)
-            parked.Request.ReplyError(ENODEV);
+            parked.Io.CompleteWithError(ENODEV);
     }
 
     private bool Park(ProxyHandle handle, Parked parked)
@@ -119,8 +122,17 @@ public sealed unsafe class ProxyPoller : IDisposable
                 return false;
             watch.Parked.Add(parked);
             Arm(watch);
-            return true;
         }
+        // Asked only once parked, and outside the lock: an interrupt that came already runs the callback
+        // at once, and Unpark takes the lock. Whoever takes the waiter out of the list answers it, so an
+        // interrupt racing a completion or a revocation answers it once.
+        var io = parked.Io;
+        io.OnInterrupted(() =>
+        {
+            if (Unpark(handle, io))
+                io.CompleteWithError(EINTR);
+        });
+        return true;
     }
 
     /// <summary>The handle's watch, made (and its descriptor referenced) on first use; null once revoked.</summary>
@@ -185,7 +197,7 @@ public sealed unsafe class ProxyPoller : IDisposable
         }
     }
 
-    /// <summary>Under the lock: collects the pollers to wake, completes parked requests that can now go, re-arms.</summary>
+    /// <summary>Under the lock: collects the pollers to wake, completes parked reads and writes that can now go, re-arms.</summary>
     private void Dispatch(Watch watch, uint revents, List<ulong> wakeups)
     {
         var failed = (revents & (PollErr | PollHup)) != 0;
@@ -206,7 +218,7 @@ public sealed unsafe class ProxyPoller : IDisposable
                 i++;
                 continue;
             }
-            if (parked.Request.IsAnswered)
+            if (parked.Io.IsCompleted)
             {
                 watch.Parked.RemoveAt(i);
                 continue;
@@ -231,9 +243,9 @@ public sealed unsafe class ProxyPoller : IDisposable
                 if (n == -EAGAIN)
                     return false;
                 if (n < 0)
-                    parked.Request.ReplyError(-n);
+                    parked.Io.CompleteWithError(-n);
                 else
-                    parked.Request.ReplyData(buffer.AsSpan(0, n));
+                    parked.Io.CompleteWithData(buffer.AsSpan(0, n));
                 return true;
             }
             finally
@@ -245,9 +257,9 @@ public sealed unsafe class ProxyPoller : IDisposable
         if (written == -EAGAIN)
             return false;
         if (written < 0)
-            parked.Request.ReplyError(-written);
+            parked.Io.CompleteWithError(-written);
         else
-            parked.Request.ReplyWrite((uint)written);
+            parked.Io.CompleteWithCount((uint)written);
         return true;
     }
 
@@ -277,5 +289,5 @@ public sealed unsafe class ProxyPoller : IDisposable
         public List<Parked> Parked { get; } = new();
     }
 
-    private sealed record Parked(FuseRequest Request, uint Events, int Size, byte[]? Data, long Offset);
+    private sealed record Parked(IParkedIo Io, uint Events, int Size, byte[]? Data, long Offset);
 }
