@@ -248,7 +248,7 @@ public sealed class ProxyFidelityTests
                 Assert.That(reader.WaitForExit(TimeSpan.FromSeconds(10)), Is.True, "poll or read did not wake on revocation");
                 var output = reader.StandardOutput.ReadToEnd();
                 Assert.That(output, Does.Contain("poll True"), reader.StandardError.ReadToEnd());
-                Assert.That(output, Does.Contain("read errno 19"), "a parked read ends with ENODEV");
+                Assert.That(output, Does.Contain("read errno 19"), "a parked read ends with ENODEV; the reader printed: " + output);
                 Assert.That(output, Does.Contain("again True"), "the next POLL says POLLERR|POLLHUP");
             }
         }
