@@ -47,19 +47,6 @@ public sealed class IdMap
         }
         return null;
     }
-
-    /// <summary>The container id of a host id, or null when the host id is not mapped in.</summary>
-    public uint? ToContainer(uint outside)
-    {
-        foreach (var range in _ranges)
-        {
-            if (outside >= range.Outside && outside - range.Outside < range.Count)
-                return range.Inside + (outside - range.Outside);
-        }
-        return null;
-    }
-
-    public bool IsIdentity => _ranges is [{ Inside: 0, Outside: 0, Count: uint.MaxValue }];
 }
 
 public readonly record struct IdRange(uint Inside, uint Outside, uint Count);

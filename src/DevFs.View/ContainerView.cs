@@ -63,7 +63,6 @@ public sealed class ContainerView
 
     public DirectoryNode Root { get; }
     public string? Container { get; }
-    public DevicePolicy Policy => _policy;
 
     /// <summary>Host-caused changes, for the mount to invalidate the kernel's caches.</summary>
     public event Action<ViewChange>? Changed;
@@ -72,22 +71,6 @@ public sealed class ContainerView
     {
         lock (_lock)
             return _nodes.GetValueOrDefault(id);
-    }
-
-    /// <summary>Resolves a slash-separated path from the root (for tests, tools and mknod checks).</summary>
-    public ViewNode? FindPath(string path)
-    {
-        lock (_lock)
-        {
-            ViewNode node = Root;
-            foreach (var part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
-            {
-                if (node is not DirectoryNode dir || !dir.Children.TryGetValue(part, out var child))
-                    return null;
-                node = child;
-            }
-            return node;
-        }
     }
 
     /// <summary>Finds name in a directory and takes a lookup reference on it for the kernel.</summary>
