@@ -56,12 +56,7 @@ public sealed class LxcTests
         }
         finally
         {
-            Run.Command("lxc-stop", ["-n", name, "-k"], TimeSpan.FromSeconds(30));
-            Run.Command("lxc-destroy", ["-n", name, "-f"], TimeSpan.FromSeconds(30));
-            if (Environment.IsMounted(mountPoint))
-                Run.Command("umount", ["-l", mountPoint]);
-            if (Directory.Exists(mountPoint))
-                Directory.Delete(mountPoint);
+            DestroyContainer(name, mountPoint);
             Directory.Delete(prefix, recursive: true);
             Directory.Delete(stateDir, recursive: true);
         }
@@ -158,12 +153,7 @@ public sealed class LxcTests
         }
         finally
         {
-            Run.Command("lxc-stop", ["-n", name, "-k"], TimeSpan.FromSeconds(30));
-            Run.Command("lxc-destroy", ["-n", name, "-f"], TimeSpan.FromSeconds(30));
-            if (Environment.IsMounted(mountPoint))
-                Run.Command("umount", ["-l", mountPoint]);
-            if (Directory.Exists(mountPoint))
-                Directory.Delete(mountPoint);
+            DestroyContainer(name, mountPoint);
             foreach (var (file, content) in subIds)
             {
                 if (content is null)
@@ -273,4 +263,15 @@ public sealed class LxcTests
     }
 
     private static string ReadLog(string log) => File.Exists(log) ? "\n--- lxc log ---\n" + string.Join('\n', File.ReadLines(log).TakeLast(40)) : "";
+
+    /// <summary>Stops and destroys a test container whatever state it is in, and drops its devfs mount.</summary>
+    private static void DestroyContainer(string name, string mountPoint)
+    {
+        Run.Command("lxc-stop", ["-n", name, "-k"], TimeSpan.FromSeconds(30));
+        Run.Command("lxc-destroy", ["-n", name, "-f"], TimeSpan.FromSeconds(30));
+        if (Environment.IsMounted(mountPoint))
+            Run.Command("umount", ["-l", mountPoint]);
+        if (Directory.Exists(mountPoint))
+            Directory.Delete(mountPoint);
+    }
 }
