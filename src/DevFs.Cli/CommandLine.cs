@@ -17,7 +17,8 @@ public static class CommandLine
               Mount a /dev at MOUNTPOINT (what `mount -t fuse.devfs SOURCE MOUNTPOINT -o ...` runs).
               Returns once the mount is live and serves it in the background; -f stays in the foreground.
           devfs serve [-d]                 The service: one process serving /run/devfs/NAME for many containers.
-          devfs ctl mount NAME [-o OPTIONS] | unmount NAME | list | devices NAME | status | events
+          devfs ctl mount NAME [-o OPTIONS] | unmount NAME | list | devices NAME | status | events |
+                    assign DEVNAME CONTAINER [--move] | unassign DEVNAME
                                            Control the running service.
           devfs check POLICY...            Check policy files; print every error as file:line:column.
           devfs list [-o OPTION,...]       Print what a container's /dev would hold, without mounting.

@@ -55,9 +55,12 @@ public sealed class ServiceTests
                 events.Dispose();
             }
 
-            Assert.That(Run.Command(Environment.DevFsBinary, ["assign", $"loop{index}", "a"]).ExitCode, Is.EqualTo(0));
+            Assert.That(Ctl("assign", $"loop{index}", "a").ExitCode, Is.EqualTo(0));
             Assert.That(Environment.WaitUntil(() => File.Exists(Path.Combine(a, $"loop{index}")), TimeSpan.FromSeconds(5)), "assigned device never appeared");
             Assert.That(File.Exists(Path.Combine(b, $"loop{index}")), Is.False);
+            Assert.That(Ctl("assign", $"loop{index}", "b").Stderr, Does.Contain("belongs to container a"));
+            Assert.That(Ctl("unassign", $"loop{index}").ExitCode, Is.EqualTo(0));
+            Assert.That(Environment.WaitUntil(() => !File.Exists(Path.Combine(a, $"loop{index}")), TimeSpan.FromSeconds(5)), "taken-back device stayed");
 
             var nonRoot = Run.Command("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env", $"DEVFS_STATE_DIR={stateDir}", Environment.DevFsBinary, "ctl", "list"]);
             Assert.That(nonRoot.ExitCode, Is.EqualTo(1));

@@ -14,7 +14,7 @@ public static class ControlCommand
     public static int Run(string[] args)
     {
         if (args.Length == 0)
-            throw new UsageException("ctl needs a request: mount NAME [-o OPTIONS] | unmount NAME | list | devices NAME | status | events");
+            throw new UsageException("ctl needs a request: mount NAME [-o OPTIONS] | unmount NAME | list | devices NAME | status | events | assign DEVNAME CONTAINER [--move] | unassign DEVNAME");
         var words = new List<string>();
         for (var i = 0; i < args.Length; i++)
         {

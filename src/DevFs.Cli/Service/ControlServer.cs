@@ -10,7 +10,8 @@ namespace DevFs.Cli.Service;
 /// The service's control socket (STATE_DIR/control.sock, mode 0600, root only by SO_PEERCRED). A client
 /// sends one line: a command and its arguments separated by spaces; the server answers with lines of
 /// text and a last line "ok" or "error: WHY", except `events`, which streams until the client hangs up.
-/// Commands: mount NAME [OPTIONS], unmount NAME, list, devices NAME, status, events.
+/// Commands: mount NAME [OPTIONS], unmount NAME, list, devices NAME, status, events,
+/// assign DEVNAME CONTAINER [--move], unassign DEVNAME.
 /// </summary>
 public sealed class ControlServer : IDisposable
 {
@@ -81,7 +82,7 @@ public sealed class ControlServer : IDisposable
                 writer.WriteLine($"error: send one request line of at most {MaxRequestLength} bytes");
                 return;
             }
-            var words = line.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
+            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             _logger.LogInformation("Control request from pid {Pid}: {Request}", pid, line);
             var error = words switch
             {
@@ -91,8 +92,11 @@ public sealed class ControlServer : IDisposable
                 ["list"] => List(writer),
                 ["devices", var name] => Devices(writer, name),
                 ["status"] => Status(writer),
+                ["assign", var device, var container] => _service.Assignments.Assign(device, container, Ownership.AssignmentOrigin.Assigned),
+                ["assign", var device, var container, "--move"] => _service.Assignments.Assign(device, container, Ownership.AssignmentOrigin.Assigned, takeOver: true),
+                ["unassign", var device] => _service.Assignments.Release(device),
                 ["events"] => Events(writer, client),
-                _ => "unknown request; use: mount NAME [OPTIONS] | unmount NAME | list | devices NAME | status | events",
+                _ => "unknown request; use: mount NAME [OPTIONS] | unmount NAME | list | devices NAME | status | events | assign DEVNAME CONTAINER [--move] | unassign DEVNAME",
             };
             writer.WriteLine(error is null ? "ok" : "error: " + error.Replace('\n', ' '));
         }
