@@ -50,6 +50,32 @@ public sealed class SystemdTests
         }
     }
 
+    [Test]
+    public void BackgroundDaemonWithoutAJournalLogsItsRefusalsToSyslog()
+    {
+        Environment.RequireRootAndFuse();
+        var socketPath = Path.Combine(Path.GetTempPath(), $"devfs-syslog-{Guid.NewGuid():N}.sock");
+        using var syslog = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        syslog.Bind(new UnixDomainSocketEndPoint(socketPath));
+        syslog.ReceiveTimeout = 10_000;
+        System.Environment.SetEnvironmentVariable("DEVFS_SYSLOG_SOCKET", socketPath);
+        try
+        {
+            using var mount = DevFsMount.Start();
+            var mknod = Run.Command("mknod", [mount["kmsg"], "c", "1", "11"]);
+            Assert.That(mknod.ExitCode, Is.Not.EqualTo(0));
+            var buffer = new byte[4096];
+            var n = ReceiveUntil(syslog, buffer, "Refused mknod");
+            var line = Encoding.UTF8.GetString(buffer, 0, n);
+            Assert.That(line, Does.StartWith("<28>devfs[").And.Contain("kmsg"), "facility daemon, priority warning, tagged devfs[PID]");
+        }
+        finally
+        {
+            System.Environment.SetEnvironmentVariable("DEVFS_SYSLOG_SOCKET", null);
+            File.Delete(socketPath);
+        }
+    }
+
     private static int ReceiveUntil(Socket socket, byte[] buffer, string wanted)
     {
         while (true)

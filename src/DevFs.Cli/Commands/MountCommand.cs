@@ -76,7 +76,8 @@ public static unsafe class MountCommand
     {
         var readyFd = int.TryParse(Environment.GetEnvironmentVariable(ReadyFdVariable), out var fd) ? fd : -1;
         Environment.SetEnvironmentVariable(ReadyFdVariable, null);
-        if (Environment.GetEnvironmentVariable(DetachVariable) == "1")
+        var detached = Environment.GetEnvironmentVariable(DetachVariable) == "1";
+        if (detached)
         {
             // A daemon: its own session, and no hold on the caller's terminal or pipes (mount(8) and
             // scripts wait for those to close). This happens before any logging starts, because the
@@ -87,7 +88,7 @@ public static unsafe class MountCommand
             if (Environment.GetEnvironmentVariable("JOURNAL_STREAM") is null)
                 DetachStdio();
         }
-        using var loggers = Logging.Create(options.Debug);
+        using var loggers = Logging.Create(options.Debug, detached);
         var logger = loggers.CreateLogger("devfs");
         // Signals are taken before the mount exists, so that one arriving as it goes live still unmounts.
         ServedMount? mount = null;
