@@ -11,7 +11,7 @@ RUN_DIR     ?= /tmp/devfs-run
 # (losetup, setpriv, newuidmap, ip, LXC with busybox, crun, man, python3 for ioctl calls, systemd-analyze).
 RUN_PACKAGES  := fuse3
 TEST_PACKAGES := $(RUN_PACKAGES) util-linux uidmap iproute2 procps kmod lxc busybox-static crun man-db python3 systemd dpkg-dev
-UNIT_TESTS  := tests/DevFs.Fuse.Tests tests/DevFs.Devices.Tests tests/DevFs.Policy.Tests
+UNIT_TESTS  := tests/DevFs.Fuse.Tests tests/DevFs.Devices.Tests tests/DevFs.Policy.Tests tests/DevFs.View.Tests tests/DevFs.Ownership.Tests
 SOURCES     := $(shell find src policies -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.yaml' \) 2>/dev/null) Directory.Build.props Directory.Packages.props
 
 .PHONY: all run-deps test-deps restore build publish run test bench clean install uninstall deb

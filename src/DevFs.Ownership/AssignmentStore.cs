@@ -28,6 +28,7 @@ public sealed class AssignmentStore : IDisposable
     private readonly string _directory;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
+    private readonly Lock _reloadLock = new();
     private Dictionary<string, Assignment> _current = new(StringComparer.Ordinal);
     private FileSystemWatcher? _watcher;
 
@@ -78,7 +79,7 @@ public sealed class AssignmentStore : IDisposable
     /// </summary>
     public string? Assign(string devName, string container, AssignmentOrigin origin, bool takeOver = false)
     {
-        if (!IsValidName(devName) || !IsValidName(container) || container.Contains('/'))
+        if (!IsValidName(devName) || !IsValidContainer(container))
             return $"'{devName}' or '{container}' is not a valid device or container name";
         return Update(all =>
         {
@@ -143,13 +144,18 @@ public sealed class AssignmentStore : IDisposable
     /// <summary>Rereads the file; true when the assignments differ from before.</summary>
     private bool Reload()
     {
-        var fresh = Read();
-        lock (_lock)
+        // One reload at a time: a watcher thread that read an older file must not replace what a
+        // later read (this process's own write) already installed, and raise a stale change.
+        lock (_reloadLock)
         {
-            if (fresh.Count == _current.Count && fresh.All(kv => _current.TryGetValue(kv.Key, out var v) && v == kv.Value))
-                return false;
-            _current = fresh;
-            return true;
+            var fresh = Read();
+            lock (_lock)
+            {
+                if (fresh.Count == _current.Count && fresh.All(kv => _current.TryGetValue(kv.Key, out var v) && v == kv.Value))
+                    return false;
+                _current = fresh;
+                return true;
+            }
         }
     }
 
@@ -174,8 +180,7 @@ public sealed class AssignmentStore : IDisposable
             var fields = lines[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
             if (fields.Length == 0)
                 continue;
-            if (fields.Length != 3 || !Enum.TryParse<AssignmentOrigin>(fields[2], ignoreCase: true, out var origin) ||
-                !IsValidName(fields[0]) || !IsValidName(fields[1]))
+            if (fields.Length != 3 || ParseOrigin(fields[2]) is not { } origin || !IsValidName(fields[0]) || !IsValidContainer(fields[1]))
             {
                 // A damaged line loses that one assignment, never the others.
                 _logger.LogWarning("{File}:{Line}: ignoring '{Text}': expected 'DEVNAME CONTAINER assigned|created'", FilePath, i + 1, lines[i]);
@@ -185,6 +190,17 @@ public sealed class AssignmentStore : IDisposable
         }
         return all;
     }
+
+    /// <summary>Only the words the store writes: Enum.TryParse would also take "7" and "assigned,created".</summary>
+    private static AssignmentOrigin? ParseOrigin(string text) => text.ToLowerInvariant() switch
+    {
+        "assigned" => AssignmentOrigin.Assigned,
+        "created" => AssignmentOrigin.Created,
+        _ => null,
+    };
+
+    /// <summary>What Assign accepts is what the file may hold: a container name is one path component.</summary>
+    private static bool IsValidContainer(string name) => IsValidName(name) && !name.Contains('/');
 
     private static bool IsValidName(string name) =>
         name.Length is > 0 and < 256 && !name.Any(char.IsWhiteSpace) && !name.Split('/').Any(p => p is "" or "." or "..");
