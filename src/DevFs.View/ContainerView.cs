@@ -487,7 +487,8 @@ public sealed class ContainerView
         var dir = Root;
         foreach (var part in parts[..^1])
         {
-            dir = EnsureChildDirectory(dir, part, 0x1ED /* 0755 */, 0, 0, NodeOrigin.Implicit, changes);
+            // Owned by the container's root, as the view's root is (host 0 shows as nobody inside a userns).
+            dir = EnsureChildDirectory(dir, part, 0x1ED /* 0755 */, HostUid(0), HostGid(0), NodeOrigin.Implicit, changes);
             if (dir is null)
                 return (null, "");
         }
