@@ -300,6 +300,10 @@ public sealed partial class DevFsFileSystem : FuseFileSystem
             case ViewChangeKind.Changed:
                 _notifier.InvalidateInode(change.Node.Id);
                 break;
+            case ViewChangeKind.Revoked:
+                if (_handles.RevokeOwnedBy(change.Node) is var revokedCount and > 0)
+                    _logger.LogInformation("Revoked {Count} open handles of {Name}: its device went", revokedCount, change.Name);
+                break;
         }
     }
 

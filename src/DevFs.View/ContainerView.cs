@@ -23,6 +23,12 @@ public sealed class ContainerView
     private readonly Lock _lock = new();
     private readonly Dictionary<ulong, ViewNode> _nodes = new();
     private readonly Dictionary<string, DeviceNode> _byDevPath = new(StringComparer.Ordinal);
+
+    /// <summary>Every node standing for a host device, shown or not (unlinked, or made with mknod): all are revoked when it goes.</summary>
+    private readonly Dictionary<string, HashSet<DeviceNode>> _standIns = new(StringComparer.Ordinal);
+
+    /// <summary>Devices whose entry the container removed: not shown again until the device itself comes back, as on devtmpfs.</summary>
+    private readonly HashSet<string> _unlinkedByContainer = new(StringComparer.Ordinal);
     private readonly DevicePolicy _policy;
     private readonly bool _nodesUsable;
     private ulong _nextId = RootId + 1;
@@ -164,7 +170,10 @@ public sealed class ContainerView
                 return EPERM;
             var access = ResolveAccess(spec.Access);
             var entrySpec = spec with { Mode = mode & StatMode.PermissionBits, Uid = uid, Gid = gid };
-            return MakeUserNodeLocked(parentId, name, id => new DeviceNode(id, name, device, entrySpec, access, NodeOrigin.User), out node);
+            var error = MakeUserNodeLocked(parentId, name, id => new DeviceNode(id, name, device, entrySpec, access, NodeOrigin.User), out node);
+            if (error == 0)
+                StandIn((DeviceNode)node!);
+            return error;
         }
     }
 
@@ -183,6 +192,7 @@ public sealed class ContainerView
                 return EISDIR;
             if (node is DirectoryNode { ChildCount: > 0 })
                 return ENOTEMPTY;
+            ForgetShownEntry(node);
             Detach(node);
             Touch(dir);
             return 0;
@@ -220,6 +230,7 @@ public sealed class ContainerView
                 {
                     return ENOTDIR;
                 }
+                ForgetShownEntry(existing);
                 Detach(existing);
             }
             from.Children.Remove(name);
@@ -370,7 +381,7 @@ public sealed class ContainerView
     private void AddDeviceLocked(HostDevice device, List<ViewChange>? changes)
     {
         _knownDevices[(device.Kind, device.Major, device.Minor)] = device;
-        if (_byDevPath.ContainsKey(device.DevPath))
+        if (_byDevPath.ContainsKey(device.DevPath) || _unlinkedByContainer.Contains(device.DevPath))
             return;
         var spec = VisibleSpec(device);
         if (spec is null)
@@ -381,6 +392,7 @@ public sealed class ContainerView
         var node = new DeviceNode(NewId(), name, device, spec, ResolveAccess(spec.Access), NodeOrigin.HostDevice);
         Attach(dir, node);
         _byDevPath[device.DevPath] = node;
+        StandIn(node);
         changes?.Add(new ViewChange(ViewChangeKind.Added, dir.Id, name, node));
     }
 
@@ -388,7 +400,38 @@ public sealed class ContainerView
     {
         foreach (var key in _knownDevices.Where(kv => kv.Value.DevPath == devPath).Select(kv => kv.Key).ToArray())
             _knownDevices.Remove(key);
+        TakeAwayLocked(devPath, changes);
+    }
+
+    /// <summary>
+    /// The device is gone from this view (unplugged, or no longer this container's): its entry goes, and
+    /// every node standing for it, shown or not, is revoked. A later comeback is shown afresh.
+    /// </summary>
+    private void TakeAwayLocked(string devPath, List<ViewChange> changes)
+    {
+        _unlinkedByContainer.Remove(devPath);
         HideDeviceLocked(devPath, changes);
+        if (!_standIns.Remove(devPath, out var standIns))
+            return;
+        foreach (var node in standIns.Where(n => !n.Revoked))
+        {
+            node.Revoked = true;
+            changes.Add(new ViewChange(ViewChangeKind.Revoked, node.Parent?.Id ?? 0, node.Name, node));
+        }
+    }
+
+    private void StandIn(DeviceNode node)
+    {
+        if (!_standIns.TryGetValue(node.Device.DevPath, out var set))
+            _standIns[node.Device.DevPath] = set = [];
+        set.Add(node);
+    }
+
+    /// <summary>The container removed (or renamed over) the view's entry for a host device: it stays away.</summary>
+    private void ForgetShownEntry(ViewNode node)
+    {
+        if (node is DeviceNode device && _byDevPath.TryGetValue(device.Device.DevPath, out var shown) && shown == device)
+            _unlinkedByContainer.Add(device.Device.DevPath);
     }
 
     /// <summary>Takes a device's entry out of the view (unplugged, or no longer this container's).</summary>
@@ -422,11 +465,9 @@ public sealed class ContainerView
         {
             foreach (var device in _knownDevices.Values.ToArray())
             {
-                var shown = _byDevPath.ContainsKey(device.DevPath);
-                var wanted = VisibleSpec(device) is not null;
-                if (shown && !wanted)
-                    HideDeviceLocked(device.DevPath, changes);
-                else if (!shown && wanted)
+                if (VisibleSpec(device) is null)
+                    TakeAwayLocked(device.DevPath, changes);
+                else if (!_byDevPath.ContainsKey(device.DevPath))
                     AddDeviceLocked(device, changes);
             }
         }

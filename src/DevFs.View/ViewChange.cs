@@ -8,6 +8,11 @@ public enum ViewChangeKind
     Removed,
     /// <summary>A node's attributes changed.</summary>
     Changed,
+    /// <summary>
+    /// The host device behind a node that is no longer (or never was) the view's entry for it went: a
+    /// node the container unlinked or made with mknod. Only its open handles matter; no name changed.
+    /// </summary>
+    Revoked,
 }
 
 /// <summary>

@@ -2,6 +2,8 @@ using DevFs.Devices;
 using DevFs.Ownership;
 using DevFs.Policy;
 
+using DevFs.Policy.Tests;
+
 namespace DevFs.View.Tests;
 
 public class ViewTests
@@ -680,5 +682,57 @@ public class ViewTests
         Assert.That(view.SetAttributes(file.Id, null, null, null, ContainerView.MaxFileSize + 1L, null), Is.EqualTo(EFBIG));
         Assert.That(view.SetAttributes(file.Id, null, null, null, -1, null), Is.EqualTo(EFBIG));
         Assert.That(file.Size, Is.EqualTo(ContainerView.MaxFileSize), "refusals change nothing");
+    }
+
+    [Test]
+    public void AnEntryTheContainerRemovedStaysAwayUntilTheDeviceItselfComesBack()
+    {
+        var owner = "web";
+        var loop = Dev.Block("loop3", 7, 3);
+        var view = new ContainerView(Policy, "web", true, [Dev.Null, loop], ownerOf: d => d == loop ? owner : null);
+        Assert.That(view.Remove(ContainerView.RootId, "loop3", directory: false), Is.Zero);
+        view.Reevaluate();
+        view.ChangeDevice(loop);
+        Assert.That(Exists(view, "loop3"), Is.False, "as on devtmpfs, a removed node is not made again by a change or an ownership check");
+        view.RemoveDevice(loop);
+        view.AddDevice(loop);
+        Assert.That(Exists(view, "loop3"), Is.True, "a device that really comes back is shown again");
+    }
+
+    [Test]
+    public void UnpluggingRevokesEveryNodeThatStandsForTheDeviceShownOrNot()
+    {
+        var view = HostView(Dev.Null, Usb);
+        var shown = (DeviceNode)At(view, "bus/usb/001/002");
+        Assert.That(view.MakeNode(ContainerView.RootId, "mine", 0x2000 | 0x1B6, Usb.Rdev, 0, 0, out var made), Is.Zero);
+        var mknodded = (DeviceNode)made!;
+        Assert.That(view.Remove(shown.Parent!.Id, shown.Name, directory: false), Is.Zero, "the container unlinks the shown entry");
+        var events = Record(view);
+        view.RemoveDevice(Usb);
+        Assert.That(shown.Revoked && mknodded.Revoked, Is.True, "handles opened through either node must fail with ENODEV");
+        Assert.That(events.Where(e => e.Kind == ViewChangeKind.Revoked).Select(e => e.Node), Is.EquivalentTo(new ViewNode[] { shown, mknodded }));
+        Assert.That(Exists(view, "mine"), Is.True, "a node the container made stays, like a stale node on devtmpfs");
+    }
+
+    [Test]
+    public void TakingADeviceBackRevokesTheContainersOwnNodesForIt()
+    {
+        var owner = "web";
+        var loop = Dev.Block("loop3", 7, 3);
+        var view = new ContainerView(Policy, "web", true, [loop], ownerOf: d => d == loop ? owner : null);
+        var shown = (DeviceNode)At(view, "loop3");
+        Assert.That(view.MakeNode(ContainerView.RootId, "disk", 0x6000 | 0x1B0, loop.Rdev, 0, 0, out var made), Is.Zero);
+        var events = Record(view);
+        owner = "db";
+        view.Reevaluate();
+        Assert.That(shown.Revoked && ((DeviceNode)made!).Revoked, Is.True);
+        Assert.That(events.Select(e => (e.Kind, e.Node)), Is.EquivalentTo(new (ViewChangeKind, ViewNode)[]
+        {
+            (ViewChangeKind.Removed, shown), (ViewChangeKind.Revoked, made!),
+        }));
+        owner = "web";
+        view.Reevaluate();
+        Assert.That(Exists(view, "loop3"), Is.True, "given back, it shows again as a new node");
+        Assert.That(At(view, "loop3").Id, Is.Not.EqualTo(shown.Id));
     }
 }
