@@ -93,6 +93,16 @@ public static class Environment
         return true;
     }
 
+    /// <summary>Teardown of a test that ran devfs itself: kill it if still alive, drop its mount and mount point.</summary>
+    public static void StopDaemonAndUnmount(System.Diagnostics.Process daemon, string mountPoint)
+    {
+        if (!daemon.HasExited)
+            daemon.Kill();
+        if (IsMounted(mountPoint))
+            Run.Command("umount", ["-l", mountPoint]);
+        Directory.Delete(mountPoint);
+    }
+
     private static string FindRepoRoot()
     {
         for (var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); dir is not null; dir = dir.Parent)

@@ -41,15 +41,7 @@ public sealed class LxcTests
             Assert.That(entries, Is.SupersetOf(new[] { "null", "zero", "full", "random", "urandom", "tty", "console", "pts", "shm", "mqueue",
                 "ptmx", "fd", "stdin", "stdout", "stderr", "loop-control", "tty1" }), ls);
             Assert.That(entries, Has.None.AnyOf("kmsg", "vda", "mem", "port", "tty0", "ttyS0", "loop0"), ls);
-            var mounts = Attach(name, "cat /proc/self/mountinfo");
-            Assert.That(mounts, Does.Match(@" / /dev [^\n]* - fuse\.devfs "), "devfs is the container's /dev");
-            Assert.That(mounts, Does.Contain(" /dev/pts ").And.Contain(" /dev/shm ").And.Contain(" /dev/console "),
-                "LXC's devpts, shm and console are mounted inside devfs, not hidden under it");
-            Assert.That(Attach(name, "echo hi > /dev/null && head -c 4 /dev/zero | wc -c && test -c /dev/console && echo console-ok"),
-                Does.Contain("4").And.Contain("console-ok"));
-            // busybox's syslogd (started by the template's init) made its socket at /dev/log inside devfs.
-            Assert.That(Environment.WaitUntil(() => Run.Command("lxc-attach", ["-n", name, "--", "test", "-S", "/dev/log"]).ExitCode == 0,
-                TimeSpan.FromSeconds(5)), "no syslog socket at /dev/log");
+            AssertDevIsDevfsWithLxcMountsInside(name);
 
             AssignAndUnassignLoop(name, env);
             StopAndCheckNothingIsLeft(name, mountPoint, daemon!.Value, log);
@@ -139,14 +131,7 @@ public sealed class LxcTests
             Assert.That(Run.Command("stat", ["-c", "%u:%g", $"{mountPoint}/null"]).Stdout.Trim(), Is.EqualTo($"{hostId}:{hostId}"),
                 "on the host the entries belong to the container's root, host uid " + hostId);
 
-            var mounts = Attach(name, "cat /proc/self/mountinfo");
-            Assert.That(mounts, Does.Match(@" / /dev [^\n]* - fuse\.devfs "), "devfs is the container's /dev");
-            Assert.That(mounts, Does.Contain(" /dev/pts ").And.Contain(" /dev/shm ").And.Contain(" /dev/console "),
-                "LXC's devpts, shm and console are mounted inside devfs, not hidden under it");
-            Assert.That(Attach(name, "echo hi > /dev/null && head -c 4 /dev/zero | wc -c && test -c /dev/null && test -c /dev/console && echo console-ok"),
-                Does.Contain("4").And.Contain("console-ok"));
-            Assert.That(Environment.WaitUntil(() => Run.Command("lxc-attach", ["-n", name, "--", "test", "-S", "/dev/log"]).ExitCode == 0,
-                TimeSpan.FromSeconds(5)), "no syslog socket at /dev/log (busybox syslogd, as the container's root, binds it in devfs)");
+            AssertDevIsDevfsWithLxcMountsInside(name);
 
             AssignAndUnassignLoop(name, env, expectOwner: "root:root");
             StopAndCheckNothingIsLeft(name, mountPoint, daemon!.Value, log);
@@ -273,5 +258,21 @@ public sealed class LxcTests
             Run.Command("umount", ["-l", mountPoint]);
         if (Directory.Exists(mountPoint))
             Directory.Delete(mountPoint);
+    }
+
+    /// <summary>
+    /// Inside the running container: /dev is devfs, LXC's devpts, shm and console sit inside it (not hidden
+    /// under it), null, zero and the console work, and busybox's syslogd bound its socket at /dev/log in devfs.
+    /// </summary>
+    private static void AssertDevIsDevfsWithLxcMountsInside(string name)
+    {
+        var mounts = Attach(name, "cat /proc/self/mountinfo");
+        Assert.That(mounts, Does.Match(@" / /dev [^\n]* - fuse\.devfs "), "devfs is the container's /dev");
+        Assert.That(mounts, Does.Contain(" /dev/pts ").And.Contain(" /dev/shm ").And.Contain(" /dev/console "),
+            "LXC's devpts, shm and console are mounted inside devfs, not hidden under it");
+        Assert.That(Attach(name, "echo hi > /dev/null && head -c 4 /dev/zero | wc -c && test -c /dev/null && test -c /dev/console && echo console-ok"),
+            Does.Contain("4").And.Contain("console-ok"));
+        Assert.That(Environment.WaitUntil(() => Run.Command("lxc-attach", ["-n", name, "--", "test", "-S", "/dev/log"]).ExitCode == 0,
+            TimeSpan.FromSeconds(5)), "no syslog socket at /dev/log (busybox syslogd, as the container's root, binds it in devfs)");
     }
 }

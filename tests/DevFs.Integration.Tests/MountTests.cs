@@ -231,11 +231,7 @@ public sealed class MountTests
         }
         finally
         {
-            if (!daemon.HasExited)
-                daemon.Kill();
-            if (Environment.IsMounted(mountPoint))
-                Run.Command("umount", ["-l", mountPoint]);
-            Directory.Delete(mountPoint);
+            Environment.StopDaemonAndUnmount(daemon, mountPoint);
         }
     }
 

@@ -41,11 +41,7 @@ public sealed class SystemdTests
         }
         finally
         {
-            if (!daemon.HasExited)
-                daemon.Kill();
-            if (Environment.IsMounted(mountPoint))
-                Run.Command("umount", ["-l", mountPoint]);
-            Directory.Delete(mountPoint);
+            Environment.StopDaemonAndUnmount(daemon, mountPoint);
             File.Delete(socketPath);
         }
     }
