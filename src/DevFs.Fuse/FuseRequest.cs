@@ -135,7 +135,8 @@ public sealed class FuseRequest
 /// <summary>Who sent a request: the kernel's view of the calling task's ids.</summary>
 public readonly record struct FuseCaller(uint Uid, uint Gid, uint Pid);
 
-internal static class FuseTime
+/// <summary>FUSE gives timeouts as whole seconds plus nanoseconds (entry_valid, attr_valid and their _nsec).</summary>
+public static class FuseTime
 {
     public static (ulong Seconds, uint Nanoseconds) Split(TimeSpan span)
     {

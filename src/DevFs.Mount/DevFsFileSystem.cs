@@ -19,6 +19,8 @@ public sealed partial class DevFsFileSystem : FuseFileSystem
     /// <summary>How long the kernel may trust entries and attributes; every host change invalidates them at once.</summary>
     public static readonly TimeSpan CacheValidity = TimeSpan.FromSeconds(60);
 
+    private static readonly (ulong Seconds, uint Nanoseconds) CacheValidityParts = FuseTime.Split(CacheValidity);
+
     private readonly ContainerView _view;
     private readonly LoopControlOwnership _loopControl;
     private readonly ProxyHandleTable _handles = new();
@@ -353,13 +355,13 @@ public sealed partial class DevFsFileSystem : FuseFileSystem
 
     private static fuse_entry_out NegativeEntry()
     {
-        var (sec, nsec) = Split(CacheValidity);
+        var (sec, nsec) = CacheValidityParts;
         return new fuse_entry_out { nodeid = 0, entry_valid = sec, entry_valid_nsec = nsec };
     }
 
     private static fuse_entry_out Entry(ViewNode node)
     {
-        var (sec, nsec) = Split(CacheValidity);
+        var (sec, nsec) = CacheValidityParts;
         return new fuse_entry_out
         {
             nodeid = node.Id,
@@ -406,7 +408,4 @@ public sealed partial class DevFsFileSystem : FuseFileSystem
     }
 
     private static uint DirentType(uint mode) => (mode & StatMode.S_IFMT) >> 12;
-
-    private static (ulong, uint) Split(TimeSpan span) =>
-        ((ulong)(span.Ticks / TimeSpan.TicksPerSecond), (uint)(span.Ticks % TimeSpan.TicksPerSecond * 100));
 }
